@@ -1,0 +1,26 @@
+"""Datasets (COCO json, Pascal VOC XML, synthetic), augmentation and pre-processing."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+from ednas.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ednas.data.dataset import DetectionDataset
+    from ednas.recipe import DatasetConfig
+
+DATASET_FORMATS = ("coco", "voc")
+
+
+def build_dataset(cfg: "DatasetConfig", class_names: Sequence[str]) -> "DetectionDataset":
+    """The dataset a recipe's `data.train` / `data.val` section describes."""
+    if cfg.format == "coco":
+        from ednas.data.coco import CocoDataset
+
+        return CocoDataset(cfg.images, cfg.ann, class_names)
+    if cfg.format == "voc":
+        from ednas.data.voc import VocDataset
+
+        return VocDataset(cfg.images, cfg.ann, class_names)
+    raise ConfigError(f"data format {cfg.format!r} is not one of {', '.join(DATASET_FORMATS)}")

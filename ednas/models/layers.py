@@ -1,0 +1,75 @@
+"""Building blocks shared by every part of the detector."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": lambda: nn.ReLU(inplace=True),
+    "relu6": lambda: nn.ReLU6(inplace=True),
+    "leaky_relu": lambda: nn.LeakyReLU(0.1, inplace=True),
+    "hardswish": lambda: nn.Hardswish(inplace=True),
+}
+
+
+def activation(name: str | None) -> nn.Module:
+    """A fresh activation module; None gives Identity."""
+    if name is None:
+        return nn.Identity()
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; known: {', '.join(_ACTIVATIONS)}")
+    return _ACTIVATIONS[name]()
+
+
+class ConvBNAct(nn.Sequential):
+    """conv (no bias) -> BatchNorm -> activation. `conv` may be any conv-like module."""
+
+    def __init__(
+        self, cin: int, cout: int, kernel_size: int = 1, stride: int = 1, groups: int = 1,
+        act: str | None = None, conv: nn.Module | None = None,
+    ) -> None:
+        conv = conv or nn.Conv2d(cin, cout, kernel_size, stride, kernel_size // 2, groups=groups, bias=False)
+        super().__init__()
+        self.conv = conv
+        self.bn = nn.BatchNorm2d(cout)
+        self.act = activation(act)
+
+
+def dw_conv(channels: int, kernel_size: int, stride: int = 1, act: str | None = None) -> ConvBNAct:
+    """Depthwise conv + BN + act."""
+    return ConvBNAct(channels, channels, kernel_size, stride, groups=channels, act=act)
+
+
+class DepthwiseSeparable(nn.Sequential):
+    """Depthwise k x k + BN + act, then pointwise 1x1 + BN + act (NanoDet's DepthwiseConvModule)."""
+
+    def __init__(self, cin: int, cout: int, kernel_size: int, stride: int = 1, act: str | None = None) -> None:
+        super().__init__()
+        self.depthwise = dw_conv(cin, kernel_size, stride, act)
+        self.pointwise = ConvBNAct(cin, cout, 1, act=act)
+
+
+@torch.no_grad()
+def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """A new conv equal to bn(conv(x)) in eval mode."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (C,)
+    fused = nn.Conv2d(
+        conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+        conv.dilation, conv.groups, bias=True,
+    ).to(conv.weight.device)
+    fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
+    return fused
+
+
+@torch.no_grad()
+def set_bn_affine(bn: nn.BatchNorm2d, scale: torch.Tensor, shift: torch.Tensor) -> None:
+    """Make `bn` compute x * scale + shift in eval mode (running stats 0 / 1 - eps)."""
+    bn.running_mean.zero_()
+    bn.running_var.fill_(1.0 - bn.eps)
+    bn.weight.copy_(scale)
+    bn.bias.copy_(shift)

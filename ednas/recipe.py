@@ -1,0 +1,166 @@
+"""Recipes: a YAML file per experiment, parsed once into a typed, frozen Recipe.
+
+    model:                      # a registered architecture plus optional overrides
+      arch: enhanced_nanodet_s  #   (or the path of an ARCH.yml written by search/prune)
+      input_size: 320
+    data: {...}                 # DataConfig
+    train: {...}                # TrainConfig
+
+Unknown keys anywhere are rejected with the list of valid keys. `num_classes` is derived
+from `data.class_names`, never written in a recipe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ednas.arch import ArchSpec
+from ednas.config import from_dict, load_yaml, merge, to_dict
+from ednas.data.classes import NAMED_CLASS_LISTS
+from ednas.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """NanoDet-Plus training augmentation (random affine + colour jitter)."""
+
+    scale: tuple[float, float] = (0.6, 1.4)  # random zoom of the whole image
+    stretch: tuple[tuple[float, float], tuple[float, float]] = ((0.8, 1.2), (0.8, 1.2))  # per axis
+    translate: float = 0.2  # fraction of the input size
+    flip: float = 0.5  # probability of a horizontal flip
+    brightness: float = 0.2  # additive, fraction of 255... see data/transforms.py
+    contrast: tuple[float, float] = (0.6, 1.4)
+    saturation: tuple[float, float] = (0.5, 1.2)
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """One split: a COCO json with its images folder, or a VOC folder of XML files."""
+
+    format: Literal["coco", "voc"] = "coco"
+    images: str = ""  # folder of images
+    ann: str = ""  # COCO: instances json; VOC: folder of XML annotations
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    class_names: tuple[str, ...] | str = "coco"  # a list, or the name of a known list ("coco")
+    train: DatasetConfig = field(default_factory=DatasetConfig)
+    val: DatasetConfig = field(default_factory=DatasetConfig)
+    keep_ratio: bool = False  # released recipes stretch the image to the square input
+    mean: tuple[float, float, float] = (103.53, 116.28, 123.675)  # BGR
+    std: tuple[float, float, float] = (57.375, 57.12, 58.395)  # BGR
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.class_names, str):
+            if self.class_names not in NAMED_CLASS_LISTS:
+                raise ValueError(
+                    f"class_names {self.class_names!r} is not a known list "
+                    f"({', '.join(NAMED_CLASS_LISTS)}); give the names as a list"
+                )
+            object.__setattr__(self, "class_names", NAMED_CLASS_LISTS[self.class_names])
+        if not self.class_names:
+            raise ValueError("class_names is empty")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The NanoDet-Plus recipe (values from the Enhanced NanoDet release)."""
+
+    epochs: int = 300
+    batch_size: int = 96
+    lr: float = 1e-3  # AdamW
+    weight_decay: float = 0.05
+    warmup_steps: int = 500  # linear warm-up ...
+    warmup_ratio: float = 1e-4  # ... starting from lr * warmup_ratio
+    min_lr: float = 5e-5  # cosine annealing floor, reached at the last epoch
+    grad_clip: float = 35.0  # max gradient norm
+    ema_decay: float = 0.9998  # EMA of weights (evaluated and saved)
+    detach_epoch: int = 10  # from this epoch the aux branch sees detached features
+    qfl_beta: float = 2.0
+    qfl_weight: float = 1.0
+    dfl_weight: float = 0.25
+    giou_weight: float = 2.0
+    assigner_topk: int = 13  # dynamic soft label assigner candidates
+    assigner_iou_factor: float = 3.0
+    val_interval: int = 10  # epochs between evaluations
+    workers: int = 2  # data-loader processes
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    model: ArchSpec
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.data.class_names  # type: ignore[return-value]
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+
+_SECTIONS = ("model", "data", "train")
+
+
+def resolve_arch(model: dict, where: str, base_dir: Path | None = None) -> ArchSpec:
+    """`{arch: NAME | PATH.yml, **overrides}` -> ArchSpec (overrides deep-merged, then checked)."""
+    from ednas.models.zoo import get_arch
+
+    model = dict(model)
+    name = model.pop("arch", None)
+    if name is None:
+        base = ArchSpec()
+    elif str(name).endswith((".yml", ".yaml")):
+        path = Path(name)
+        if not path.is_absolute() and base_dir is not None and not path.exists():
+            path = base_dir / path
+        base = ArchSpec.load(path)
+    else:
+        base = get_arch(str(name))
+    return from_dict(ArchSpec, merge(base.to_dict(), model), where)
+
+
+def parse_recipe(data: dict, name: str, where: str, base_dir: Path | None = None) -> Recipe:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: a recipe is a mapping with keys {', '.join(_SECTIONS)}")
+    unknown = [k for k in data if k not in _SECTIONS]
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; valid keys are: {', '.join(_SECTIONS)}")
+    model = data.get("model") or {}
+    if not isinstance(model, dict):
+        raise ConfigError(f"{where}: model: expected a mapping like {{arch: enhanced_nanodet_s}}")
+    if "num_classes" in model:
+        raise ConfigError(f"{where}: model.num_classes is derived from data.class_names; remove it")
+    data_cfg = from_dict(DataConfig, data.get("data") or {}, f"{where}: data")
+    arch = resolve_arch(model, f"{where}: model", base_dir)
+    arch = dataclasses.replace(arch, num_classes=len(data_cfg.class_names))
+    train = from_dict(TrainConfig, data.get("train") or {}, f"{where}: train")
+    return Recipe(name=name, model=arch, data=data_cfg, train=train)
+
+
+def load_recipe(path_or_name: str | Path) -> Recipe:
+    """Load a recipe file; a bare name (no path) is looked up in the bundled recipes/ folder
+    and, failing that, taken as a registered architecture with default settings."""
+    path = Path(path_or_name)
+    if not path.exists() and path.suffix == "":
+        bundled = RECIPES_DIR / f"{path_or_name}.yml"
+        if bundled.exists():
+            path = bundled
+        else:
+            from ednas.models.zoo import get_arch
+
+            get_arch(str(path_or_name))  # raises with the list of known names
+            return parse_recipe({"model": {"arch": str(path_or_name)}}, str(path_or_name), str(path_or_name))
+    data = load_yaml(path)
+    return parse_recipe(data, path.stem, str(path), path.parent)
+
+
+RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
