@@ -18,6 +18,9 @@ COMMANDS = [
     "import_onnx",
     "export",
     "infer",
+    "train",
+    "test",
+    "data",
 ]
 
 
@@ -35,7 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # positionals may follow options (`infer RECIPE --weights W IMG...`): hand the leftovers
+    # to a command's variadic `inputs`, reject them everywhere else
+    args, rest = parser.parse_known_args(argv)
+    if rest:
+        if isinstance(getattr(args, "inputs", None), list) and not any(r.startswith("-") for r in rest):
+            args.inputs += rest
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

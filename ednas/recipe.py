@@ -25,15 +25,15 @@ from ednas.errors import ConfigError
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """NanoDet-Plus training augmentation (random affine + colour jitter)."""
+    """NanoDet-Plus training augmentation (random affine + colour jitter, see data/transforms.py)."""
 
-    scale: tuple[float, float] = (0.6, 1.4)  # random zoom of the whole image
-    stretch: tuple[tuple[float, float], tuple[float, float]] = ((0.8, 1.2), (0.8, 1.2))  # per axis
-    translate: float = 0.2  # fraction of the input size
+    scale: tuple[float, float] = (0.6, 1.4)  # random zoom of the whole image, both axes
+    stretch: tuple[tuple[float, float], tuple[float, float]] = ((0.8, 1.2), (0.8, 1.2))  # extra zoom per axis (x, y)
+    translate: float = 0.2  # random shift of the centre, fraction of the image size
     flip: float = 0.5  # probability of a horizontal flip
-    brightness: float = 0.2  # additive, fraction of 255... see data/transforms.py
-    contrast: tuple[float, float] = (0.6, 1.4)
-    saturation: tuple[float, float] = (0.5, 1.2)
+    brightness: float = 0.2  # shift by uniform(-b, b) * 255 (applied with probability 0.5)
+    contrast: tuple[float, float] = (0.6, 1.4)  # multiply by a factor in this range (p 0.5)
+    saturation: tuple[float, float] = (0.5, 1.2)  # scale HSV saturation by a factor in this range (p 0.5)
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class TrainConfig:
     """The NanoDet-Plus recipe (values from the Enhanced NanoDet release)."""
 
     epochs: int = 300
-    batch_size: int = 96
+    batch_size: int = 96  # images per optimizer step, summed over all processes of a run
     lr: float = 1e-3  # AdamW
     weight_decay: float = 0.05
     warmup_steps: int = 500  # linear warm-up ...
@@ -80,6 +80,7 @@ class TrainConfig:
     min_lr: float = 5e-5  # cosine annealing floor, reached at the last epoch
     grad_clip: float = 35.0  # max gradient norm
     ema_decay: float = 0.9998  # EMA of weights (evaluated and saved)
+    ema_warmup: float = 2000.0  # decay ramps as ema_decay * (1 - exp(-step / ema_warmup)), so short runs average
     detach_epoch: int = 10  # from this epoch the aux branch sees detached features
     qfl_beta: float = 2.0
     qfl_weight: float = 1.0
@@ -150,7 +151,7 @@ def load_recipe(path_or_name: str | Path) -> Recipe:
     """Load a recipe file; a bare name (no path) is looked up in the bundled recipes/ folder
     and, failing that, taken as a registered architecture with default settings."""
     path = Path(path_or_name)
-    if not path.exists() and path.suffix == "":
+    if not path.exists() and len(path.parts) == 1 and path.suffix not in (".yml", ".yaml"):
         bundled = RECIPES_DIR / f"{path_or_name}.yml"
         if bundled.exists():
             path = bundled

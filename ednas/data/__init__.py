@@ -15,6 +15,8 @@ DATASET_FORMATS = ("coco", "voc")
 
 def build_dataset(cfg: "DatasetConfig", class_names: Sequence[str]) -> "DetectionDataset":
     """The dataset a recipe's `data.train` / `data.val` section describes."""
+    if not cfg.images or not cfg.ann:
+        raise ConfigError("dataset needs both `images` (folder) and `ann` (COCO json or VOC XML folder)")
     if cfg.format == "coco":
         from ednas.data.coco import CocoDataset
 

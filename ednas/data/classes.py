@@ -13,4 +13,7 @@ COCO_CLASSES: tuple[str, ...] = (
     "teddy_bear", "hair_drier", "toothbrush",
 )
 
-NAMED_CLASS_LISTS = {"coco": COCO_CLASSES}
+# the classes of the synthetic set written by `ednas data synth` (ednas/data/synth.py)
+SHAPE_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "star", "ring", "cross")
+
+NAMED_CLASS_LISTS = {"coco": COCO_CLASSES, "shapes": SHAPE_CLASSES}

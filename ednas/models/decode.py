@@ -93,17 +93,22 @@ def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return inter / (area_a[:, None] + area_b[None, :] - inter).clamp(min=1e-9)
 
 
-def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """Greedy NMS; returns kept indices sorted by decreasing score."""
-    order = scores.argsort(descending=True)
-    boxes = boxes[order]
-    iou = box_iou(boxes, boxes)
-    keep = torch.ones(len(order), dtype=torch.bool)
-    for i in range(len(order)):
-        if keep[i]:
-            suppressed = iou[i, i + 1:] > iou_threshold
-            keep[i + 1:] &= ~suppressed
-    return order[keep]
+def nms(
+    boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, max_keep: int | None = None
+) -> torch.Tensor:
+    """Greedy NMS; returns kept indices sorted by decreasing score (at most `max_keep`).
+
+    One IoU row per kept box (not the full pairwise matrix): thousands of candidates cost
+    O(kept * candidates), and stopping at `max_keep` bounds the work per image.
+    """
+    order = scores.sort(descending=True, stable=True).indices
+    keep = []
+    while order.numel() and (max_keep is None or len(keep) < max_keep):
+        best, order = order[0], order[1:]
+        keep.append(best)
+        iou = box_iou(boxes[best][None], boxes[order])[0]
+        order = order[iou <= iou_threshold]
+    return torch.stack(keep) if keep else order.new_zeros(0)
 
 
 def multiclass_nms(
@@ -117,7 +122,7 @@ def multiclass_nms(
         return Detections(boxes.new_zeros((0, 4)), scores.new_zeros(0), labels.new_zeros(0))
     # offset boxes per class so that one NMS call never suppresses across classes
     offset = labels.to(boxes.dtype)[:, None] * (cand_boxes.max() + 1)
-    keep = nms(cand_boxes + offset, cand_scores, iou_thr)[:max_det]
+    keep = nms(cand_boxes + offset, cand_scores, iou_thr, max_keep=max_det)
     return Detections(cand_boxes[keep], cand_scores[keep], labels[keep])
 
 

@@ -1,10 +1,12 @@
 """Load the weights of a released NanoDet-family ONNX (BatchNorm folded) into a Detector.
 
 The model is run once with pre-hooks that record, in execution order, every weight-carrying
-unit (a conv with the BN that follows it, a kernel-refine conv, a BN that could not be folded).
-The ONNX graph, whose node order is the exporter's execution order, is read the same way;
-the two sequences are matched one to one by shapes and conv attributes. A folded conv loads
-into conv + an identity-initialised BN, so the PyTorch model keeps its trainable form.
+unit (a conv with the BN that follows it, a kernel-refine conv, a BN that could not be folded),
+and traced to ONNX, whose node order is that same execution order. Node order in a file is not
+reliable (simplifiers reorder independent branches), so both graphs are then walked the same
+way, depth-first from the output with inputs in order, and paired node by node; each pair is
+checked by shapes and conv attributes. A folded conv loads into conv + an identity-initialised
+BN, so the PyTorch model keeps its trainable form.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class OnnxNode:
     name: str
     arrays: list[np.ndarray]  # initializer inputs in order (weight, bias / BN params)
     attrs: dict
+    index: int  # position in graph.node
 
     def describe(self) -> str:
         return f"{self.op}{list(self.arrays[0].shape)}" if self.arrays else self.op
@@ -115,14 +118,65 @@ def onnx_nodes(model_proto) -> list[OnnxNode]:
     from onnx import helper, numpy_helper
 
     inits = {i.name: numpy_helper.to_array(i) for i in model_proto.graph.initializer}
+    for node in model_proto.graph.node:  # exporters share equal constants through Identity
+        if node.op_type == "Identity" and node.input[0] in inits:
+            inits[node.output[0]] = inits[node.input[0]]
     nodes = []
-    for node in model_proto.graph.node:
+    for index, node in enumerate(model_proto.graph.node):
         if node.op_type not in ("Conv", "BatchNormalization"):
             continue
         arrays = [inits[i] for i in node.input[1:] if i in inits]
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        nodes.append(OnnxNode(node.op_type, node.name or node.output[0], arrays, attrs))
+        nodes.append(OnnxNode(node.op_type, node.name or node.output[0], arrays, attrs, index))
     return nodes
+
+
+def canonical_order(model_proto, nodes: list[OnnxNode]) -> list[OnnxNode]:
+    """`nodes` in post-order of a depth-first walk from the graph outputs, inputs in order:
+    an order fixed by the data flow alone, whatever the order of nodes in the file."""
+    graph = model_proto.graph
+    producer = {out: i for i, node in enumerate(graph.node) for out in node.output}
+    wanted = {n.index: n for n in nodes}
+    seen: set[int] = set()
+    order: list[OnnxNode] = []
+    for out in graph.output:
+        if out.name not in producer:
+            continue
+        stack = [(producer[out.name], False)]
+        while stack:
+            i, expanded = stack.pop()
+            if expanded:
+                if i in wanted:
+                    order.append(wanted[i])
+                continue
+            if i in seen:
+                continue
+            seen.add(i)
+            stack.append((i, True))
+            inputs = [producer[t] for t in graph.node[i].input if t in producer]
+            stack.extend((j, False) for j in reversed(inputs) if j not in seen)
+    return order
+
+
+def trace_onnx(model: Detector):
+    """The model traced to an in-memory ONNX graph as the releases are exported: eval mode,
+    BN folded into convs by the exporter, kernel-refine gates frozen into 1x1 convs."""
+    import copy
+    import io
+    import warnings
+
+    import onnx
+
+    s = model.arch.input_size
+    traced = copy.deepcopy(model).eval()
+    for m in traced.modules():
+        if isinstance(m, KernelRefineConv):
+            m.fuse()
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(traced, (torch.zeros(1, 3, s, s),), buffer, opset_version=13, dynamo=False)
+    return onnx.load_from_string(buffer.getvalue())
 
 
 def _conv_matches(conv: nn.Conv2d, node: OnnxNode, shape: tuple[int, ...]) -> bool:
@@ -182,7 +236,14 @@ def import_onnx(model: Detector, path: str | Path) -> None:
     dims = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
     if len(dims) == 4 and dims[2] and dims[2] != model.arch.input_size:
         log.warning("%s was exported at %d px, the recipe says %d px", path, dims[2], model.arch.input_size)
-    slots, nodes = model_slots(model), onnx_nodes(proto)
+    slots = model_slots(model)
+    own_proto = trace_onnx(model)
+    own_nodes = onnx_nodes(own_proto)
+    if len(own_nodes) != len(slots) or not all(map(_matches, slots, own_nodes)):
+        raise RuntimeError("internal error: the traced graph does not follow the module order")
+    slot_of = {node.index: slot for node, slot in zip(own_nodes, slots)}
+    slots = [slot_of[node.index] for node in canonical_order(own_proto, own_nodes)]
+    nodes = canonical_order(proto, onnx_nodes(proto))
     for i, slot in enumerate(slots):
         if i >= len(nodes):
             raise ModelMismatchError(
@@ -194,10 +255,12 @@ def import_onnx(model: Detector, path: str | Path) -> None:
                 f"{path}: layer {slot.name} expects {slot.describe()} but ONNX node {nodes[i].name} "
                 f"is {nodes[i].describe()}: the graph does not match the recipe (check --recipe)"
             )
-        _load(slot, nodes[i], str(path))
     if len(nodes) > len(slots):
         raise ModelMismatchError(
             f"{path}: the ONNX graph has {len(nodes) - len(slots)} more conv/BN layers than the recipe's "
             f"model (first: {nodes[len(slots)].name}); check --recipe"
         )
+    # gates last: a gate's BN scale is recovered from its depthwise kernel, loaded before it
+    for slot, node in sorted(zip(slots, nodes), key=lambda pair: pair[0].kind == "kr_gate"):
+        _load(slot, node, str(path))
     log.info("loaded %d ONNX layers from %s", len(slots), path)

@@ -1,0 +1,65 @@
+"""`ednas infer`: detect objects in images and draw them (PyTorch or ONNX model)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "infer", help="draw detections on images",
+        description="ednas infer RECIPE --weights CKPT IMAGE... --out DIR   |   "
+                    "ednas infer --onnx MODEL.onnx [--recipe RECIPE] IMAGE... --out DIR",
+    )
+    p.add_argument("inputs", nargs="+", metavar="[RECIPE] IMAGE", help="recipe (with --weights), then images")
+    p.add_argument("--weights", metavar="CKPT", help="PyTorch checkpoint (first positional is the recipe)")
+    p.add_argument("--onnx", metavar="MODEL.onnx", help="ONNX model with the released contract")
+    p.add_argument("--recipe", help="with --onnx: recipe for class names, strides (default: COCO classes)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the drawn images")
+    p.add_argument("--score", type=float, default=0.35, help="draw detections scoring at least this")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import cv2
+    import torch
+
+    from ednas.commands._common import load_model
+    from ednas.data.preprocess import preprocess, read_image
+    from ednas.errors import EdnasError, InputError
+    from ednas.eval.predictors import OnnxPredictor, TorchPredictor
+    from ednas.models.decode import postprocess
+    from ednas.recipe import load_recipe
+    from ednas.report.draw import draw_detections
+
+    if bool(args.weights) == bool(args.onnx):
+        raise InputError("give exactly one of --weights CKPT (with a RECIPE) or --onnx MODEL.onnx")
+    if args.weights:
+        if len(args.inputs) < 2:
+            raise InputError("usage: ednas infer RECIPE --weights CKPT IMAGE... --out DIR")
+        recipe, model = load_model(args.inputs[0], args.weights)
+        predictor, images, arch = TorchPredictor(model), args.inputs[1:], model.arch
+    else:
+        recipe = load_recipe(args.recipe or "enhanced_nanodet_s")
+        predictor, images, arch = OnnxPredictor(args.onnx), args.inputs, recipe.model
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for path in images:
+        try:
+            img = read_image(path)
+        except EdnasError as exc:
+            print(f"skipped: {exc}")
+            failed += 1
+            continue
+        size = predictor.input_size
+        x, scale = preprocess(img, size, recipe.data.keep_ratio, recipe.data.mean, recipe.data.std)
+        output = torch.from_numpy(predictor(x))
+        det = postprocess(output, (size, size), arch.strides, arch.num_classes, arch.head.reg_max, [scale])[0]
+        target = out_dir / Path(path).name
+        cv2.imwrite(str(target), draw_detections(img, det, recipe.class_names, args.score))
+        shown = int((det.scores >= args.score).sum())
+        print(f"{target}: {shown} objects (score >= {args.score})")
+    return 1 if failed == len(images) else 0

@@ -1,0 +1,96 @@
+"""`ednas test`: COCO mAP of a checkpoint or an ONNX model on an annotated image set."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ednas.commands._common import add_recipe
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "test", help="COCO mAP of a checkpoint or ONNX model on annotated images",
+        description="ednas test RECIPE (--weights CKPT | --onnx MODEL.onnx) --images DIR --ann JSON. "
+                    "RECIPE gives the class names, strides and pre-processing; with --onnx a bare "
+                    "architecture name such as enhanced_nanodet_s is enough.",
+    )
+    add_recipe(p)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--weights", metavar="CKPT", help="PyTorch checkpoint")
+    src.add_argument("--onnx", metavar="MODEL.onnx", help="ONNX model with the released output contract")
+    p.add_argument("--images", metavar="DIR", help="images folder (default: the recipe's data.val)")
+    p.add_argument("--ann", metavar="JSON|DIR",
+                   help="COCO instances json, or a folder of Pascal VOC XML files (default: the recipe's data.val)")
+    p.add_argument("--json", metavar="OUT", help="also write the metrics (fractions) to this JSON file")
+    p.add_argument("--batch", type=int, default=8, metavar="N", help="images per forward pass (default 8)")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="ONNX Runtime intra-op threads")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from ednas.commands._common import load_model
+    from ednas.data import build_dataset
+    from ednas.errors import InputError
+    from ednas.eval.coco_eval import METRICS, evaluate
+    from ednas.eval.predictors import OnnxPredictor, TorchPredictor
+    from ednas.recipe import DatasetConfig, load_recipe
+
+    if args.batch < 1:
+        raise InputError(f"--batch {args.batch}: give a positive number of images")
+    if args.onnx:
+        recipe = load_recipe(args.recipe)
+        predictor = OnnxPredictor(args.onnx, threads=args.threads)
+        arch = recipe.model
+    else:
+        recipe, model = load_model(args.recipe, args.weights)
+        arch = model.arch
+        predictor = TorchPredictor(model, recipe.model.input_size)
+
+    if bool(args.images) != bool(args.ann):
+        raise InputError("give both --images DIR and --ann JSON|DIR, or neither (to use the recipe's data.val)")
+    if args.images:
+        fmt = "voc" if Path(args.ann).is_dir() else "coco"
+        split = DatasetConfig(format=fmt, images=args.images, ann=args.ann)
+    else:
+        split = recipe.data.val
+        if not (split.images and split.ann):
+            raise InputError(f"recipe {recipe.name} has no data.val; give --images DIR --ann JSON")
+    dataset = build_dataset(split, recipe.class_names)
+
+    data = recipe.data
+    result = evaluate(
+        predictor, dataset, recipe.class_names, strides=arch.strides, reg_max=arch.head.reg_max,
+        batch_size=args.batch, keep_ratio=data.keep_ratio, mean=data.mean, std=data.std,
+    )
+    model_name = args.onnx or args.weights
+    print(f"{model_name} on {result['images']} images of {split.ann}"
+          + (f" ({len(dataset.skipped)} unreadable, skipped)" if dataset.skipped else ""))
+    print(format_table(result))
+    if args.json:
+        out = {m: result[m] for m in METRICS}
+        out["per_class"] = dict(result["per_class"])
+        out["images"] = result["images"]
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def format_table(result: dict[str, Any], columns: int = 3) -> str:
+    """The COCO metrics, then the per-class AP in `columns` columns (percent, '-' = no boxes)."""
+    from ednas.eval.coco_eval import METRICS
+
+    lines = ["metric   AP (%)"] + [f"{m:<8} {_pct(result[m]):>6}" for m in METRICS]
+    cells = [f"{name:<16} {_pct(ap):>5}" for name, ap in result["per_class"]]
+    lines.append("")
+    lines.append("per-class AP (%)")
+    for i in range(0, len(cells), columns):
+        lines.append("   ".join(cells[i:i + columns]))
+    return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None or value < 0 else f"{100 * value:.1f}"

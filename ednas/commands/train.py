@@ -1,0 +1,100 @@
+"""`ednas train`: train (or fine-tune) a detector with the NanoDet-Plus recipe."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+
+from ednas.commands._common import add_recipe
+
+EPILOG = """\
+data (--data / --val-data), any of:
+  COCO_DIR        with annotations/instances_<split>.json and <split>/ or images/[<split>/]
+                  (a folder with a train and a val json gives both splits)
+  FILE.json       a COCO instances json; images in ../<split>/, ../images/ or ./images/
+  VOC_DIR         with Annotations/*.xml and JPEGImages/ (class names from the recipe)
+Without --data the recipe's data.train / data.val sections are used.
+
+outputs in --out (default runs/<recipe name>):
+  last.ckpt  full training state, every epoch (continue with --resume)
+  best.ckpt  EMA weights with the best validation mAP (use with test/export)
+  log.jsonl  per-epoch losses, learning rate and validation metrics
+
+several processes / GPUs (DDP; --batch-size is the total over processes):
+  torchrun --nproc_per_node 4 -m ednas.cli train RECIPE --data DIR
+
+examples:
+  ednas train enhanced_nanodet_s --data data/coco
+  ednas train recipes/custom_voc.yml --weights s.ckpt --epochs 50 --out runs/voc
+  ednas train recipes/custom_voc.yml --out runs/voc --resume
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train or fine-tune a detector (NanoDet-Plus recipe, DDP-ready)",
+        description="Train RECIPE's model; command-line options override the recipe.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_recipe(p)
+    p.add_argument("--data", metavar="DIR_OR_JSON", help="training data (see below); overrides data.train")
+    p.add_argument("--val-data", metavar="DIR_OR_JSON", help="validation data; overrides data.val")
+    p.add_argument("--weights", metavar="CKPT",
+                   help="initialise from a checkpoint (e.g. from import-onnx); its architecture is used, "
+                        "a missing aux branch or another class count is fine")
+    p.add_argument("--epochs", type=int, metavar="N", help="total epochs (train.epochs)")
+    p.add_argument("--batch-size", type=int, metavar="N", help="images per step, all processes (train.batch_size)")
+    p.add_argument("--lr", type=float, help="peak learning rate (train.lr)")
+    p.add_argument("--workers", type=int, metavar="N", help="data-loader processes per training process")
+    p.add_argument("--val-interval", type=int, metavar="N", help="epochs between evaluations")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<recipe name>)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ednas.errors import InputError
+    from ednas.models.checkpoint import checkpoint_arch
+    from ednas.recipe import load_recipe
+    from ednas.train.datasets import build_train_set, build_val_set, with_data
+    from ednas.train.trainer import LAST, Trainer
+
+    rank = int(os.environ.get("RANK", "0"))
+    if rank != 0:  # only the main process reports
+        logging.getLogger().setLevel(logging.WARNING)
+    recipe = load_recipe(args.recipe)
+    overrides = {
+        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+        "workers": args.workers, "val_interval": args.val_interval,
+    }
+    for name, value in overrides.items():
+        if value is not None and value <= 0:
+            raise InputError(f"--{name.replace('_', '-')} {value}: must be positive")
+    train_cfg = dataclasses.replace(recipe.train, **{k: v for k, v in overrides.items() if v is not None})
+    recipe = with_data(dataclasses.replace(recipe, train=train_cfg), args.data, args.val_data)
+    out = Path(args.out or Path("runs") / recipe.name)
+    if (out / LAST).exists() and not args.resume:
+        raise InputError(f"{out} already holds a training run; add --resume to continue it or give another --out")
+    if args.resume and not (out / LAST).exists():
+        raise InputError(f"{out}: no {LAST} to resume from; drop --resume or give the run's --out")
+    # the network comes from the run being resumed, else from --weights (a pruned or searched
+    # model keeps its own shape), else from the recipe; input size and classes from the recipe
+    source = out / LAST if args.resume else args.weights
+    if source:
+        arch = checkpoint_arch(source)
+        arch = dataclasses.replace(arch, input_size=recipe.model.input_size, num_classes=recipe.model.num_classes)
+        if arch != recipe.model:
+            logging.getLogger(__name__).info("using the architecture of %s", source)
+        recipe = dataclasses.replace(recipe, model=arch)
+    train_set = build_train_set(recipe)
+    val_set = build_val_set(recipe)
+    trainer = Trainer(recipe, out, train_set, val_set, weights=args.weights, resume=args.resume)
+    result = trainer.fit()
+    if rank == 0:
+        best = f", best mAP {result.best_map:.4f} -> {out / 'best.ckpt'}" if result.best_map is not None else ""
+        print(f"trained {result.epochs} epochs ({result.steps} steps){best}; state in {out / LAST}")
+    return 0

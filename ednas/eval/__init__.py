@@ -1,0 +1,1 @@
+"""Accuracy evaluation: predictors (ONNX Runtime, PyTorch) and the COCO mAP evaluator."""

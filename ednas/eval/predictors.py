@@ -1,0 +1,107 @@
+"""Predictors: anything that turns a pre-processed batch into the released ONNX output.
+
+The evaluator only needs a Predictor, so ONNX Runtime models (released, exported, quantized)
+and PyTorch models (trained, pruned, searched) are scored by exactly the same code.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ednas.errors import InputError
+
+
+class Predictor(ABC):
+    """Contract: a detector on square inputs that outputs the released ONNX tensor.
+
+    `input_size`: side S of the square network input, in pixels.
+    `__call__(batch)`: batch (N, 3, S, S) float32, normalised BGR (see data/preprocess.py)
+    -> (N, A, num_classes + 4 * (reg_max + 1)) float32 numpy: per prior (in the order of
+    `models.decode.make_priors`), SIGMOID class scores then the raw logits of the four
+    box-side distributions.
+    """
+
+    input_size: int
+
+    @abstractmethod
+    def __call__(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+class OnnxPredictor(Predictor):
+    """An ONNX model run with ONNX Runtime on the CPU; a fixed batch dimension is handled
+    by running the batch in chunks of that size."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"{path}: no such ONNX file")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises several unrelated types
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"{path}: ONNX Runtime cannot load it ({reason})") from None
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        shape = inputs[0].shape if len(inputs) == 1 else []
+        if len(shape) != 4 or shape[1] != 3 or not isinstance(shape[2], int) or shape[2] != shape[3]:
+            found = ", ".join(f"{i.name} {i.shape}" for i in inputs)
+            raise InputError(
+                f"{path}: expected one input of shape [N, 3, S, S] with a fixed S, found {found}"
+            )
+        if len(outputs) != 1 or len(outputs[0].shape) != 3:
+            found = ", ".join(f"{o.name} {o.shape}" for o in outputs)
+            raise InputError(f"{path}: expected one output of shape [N, A, C + 4*(reg_max+1)], found {found}")
+        self.path = path
+        self.input_name = inputs[0].name
+        self.input_size: int = shape[2]
+        self.fixed_batch: int | None = shape[0] if isinstance(shape[0], int) else None
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        _check_batch(batch, self.input_size, f"{self.path} (input {self.input_name!r})")
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        step = self.fixed_batch or len(batch)
+        outs = []
+        for start in range(0, len(batch), step):
+            chunk = batch[start:start + step]
+            pad = step - len(chunk)
+            if pad:  # the last chunk of a model with a fixed batch > 1
+                chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), np.float32)])
+            out = self.session.run(None, {self.input_name: chunk})[0]
+            outs.append(out[: step - pad])
+        return np.concatenate(outs)
+
+
+class TorchPredictor(Predictor):
+    """A PyTorch detector whose `inference(x)` returns the released ONNX tensor
+    (see `ednas.models.build_model`); run on the CPU without gradients."""
+
+    def __init__(self, model: Any, input_size: int | None = None) -> None:
+        if input_size is None:
+            arch = getattr(model, "arch", None)
+            if arch is None:
+                raise InputError("TorchPredictor: give input_size (the model has no `arch`)")
+            input_size = arch.input_size
+        self.model = model.eval()
+        self.input_size = int(input_size)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        _check_batch(batch, self.input_size, type(self.model).__name__)
+        with torch.no_grad():
+            out = self.model.inference(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
+        return out.cpu().numpy()
+
+
+def _check_batch(batch: np.ndarray, size: int, what: str) -> None:
+    if batch.ndim != 4 or batch.shape[1:] != (3, size, size):
+        raise InputError(f"{what}: expected a batch of shape (N, 3, {size}, {size}), got {tuple(batch.shape)}")

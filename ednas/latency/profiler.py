@@ -1,0 +1,230 @@
+"""Building latency tables: measure every unit of a search space (locally, or through a bundle
+measured elsewhere), then a few whole models to calibrate what the sum of units misses.
+
+Local runs are resumable: each measured row is appended and flushed at once, and a rerun
+measures only the keys the table lacks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import random
+import shutil
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ednas import __version__
+from ednas.arch import ArchSpec
+from ednas.config import to_dict
+from ednas.errors import InputError
+from ednas.latency import runner
+from ednas.latency.export import PRECISIONS, Precision, export_arch, export_unit
+from ednas.latency.table import (CALIB_KIND, Calibration, LatencyTable, LatencyTableError, TableMeta,
+                                 meta_path, read_meta, write_meta)
+from ednas.latency.units import space_units
+from ednas.search.space import SearchSpace
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("cpu",)
+PROBE = "enhanced_nanodet_s@128 fp32"  # fixed across spaces and precisions: a machine-speed yardstick
+
+
+def check_device(device: str) -> None:
+    if device not in DEVICES:
+        raise InputError(
+            f"--device {device!r}: only {', '.join(DEVICES)} (ONNX Runtime CPU) can be profiled here; "
+            "for another target run `ednas profile --bundle DIR` and measure DIR on it")
+
+
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise InputError(f"--precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+
+
+def probe_arch() -> ArchSpec:
+    from ednas.models.zoo import get_arch
+
+    return get_arch("enhanced_nanodet_s").replace(input_size=128)
+
+
+def export_probe(path: Path) -> Path:
+    return export_arch(probe_arch(), path, "fp32")
+
+
+def calibration_archs(space: SearchSpace, n: int, seed: int = 0) -> dict[str, ArchSpec]:
+    """`n` whole models spanning the space: the base, the smallest and largest choices, and
+    random samples (fixed seed, so a resumed run picks the same ones)."""
+    def extreme(pick: Callable[[list], Any]) -> ArchSpec:
+        return space.decode(lambda _name, choices: pick(sorted(choices)))
+
+    archs = {"base": space.base, "min": extreme(lambda c: c[0]), "max": extreme(lambda c: c[-1])}
+    rng = random.Random(seed)
+    i = 0
+    while len(archs) < n:
+        archs[f"rand{i}"] = space.sample(rng)
+        i += 1
+    return {f"{CALIB_KIND} {name}": arch for name, arch in list(archs.items())[:n]}
+
+
+def new_meta(space: SearchSpace, device: str, precision: str, threads: int, spin: bool,
+             n_units: int, calib: dict[str, ArchSpec]) -> TableMeta:
+    return TableMeta(
+        device=device, precision=precision, threads=threads, spin=spin, space_name=space.name,
+        space_fingerprint=space.fingerprint(), units_expected=n_units, calib_expected=len(calib),
+        probe=PROBE, ednas_version=__version__, calib_archs={k: to_dict(a) for k, a in calib.items()},
+    )
+
+
+def _check_resume(path: Path, meta: TableMeta) -> None:
+    """An existing table may only be resumed with the same space and settings."""
+    mpath = meta_path(path)
+    if not mpath.exists():
+        return
+    old = read_meta(mpath)
+    for name in ("space_fingerprint", "device", "precision", "threads", "spin"):
+        if getattr(old, name) != getattr(meta, name):
+            raise LatencyTableError(
+                f"{path} was built with {name}={getattr(old, name)!r}, not {getattr(meta, name)!r}; "
+                "give another --out or delete it to start over")
+
+
+# -- local profiling ---------------------------------------------------------------------------
+def profile(space: SearchSpace, out: Path, device: str = "cpu", precision: Precision = "fp32",
+            threads: int = 2, spin: bool = False, calib_models: int = 8, progress: bool = True,
+            stop_after: int | None = None, timing: dict[str, Any] | None = None) -> TableMeta:
+    """Measure what `out` lacks, then calibrate. `stop_after` measures at most that many
+    items and returns (an interrupted run, for tests); `timing` overrides runner.time_pair's
+    repeat settings. Returns the table's metadata."""
+    check_device(device)
+    check_precision(precision)
+    units = space_units(space)
+    calib = calibration_archs(space, calib_models)
+    meta = new_meta(space, device, precision, threads, spin, len(units), calib)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _check_resume(out, meta)
+    done = {r["key"] for r in runner.read_rows(out)}
+    todo: list[tuple[str, str, Callable[[Path], Path]]] = [
+        (k, u.kind, lambda p, u=u: export_unit(u, p, precision)) for k, u in units.items() if k not in done]
+    todo += [(k, CALIB_KIND, lambda p, a=a: export_arch(a, p, precision)) for k, a in calib.items() if k not in done]
+    if stop_after is not None:
+        todo = todo[:stop_after]
+    log.info("%s: %d of %d units and %d of %d models to measure", out, sum(t[1] != CALIB_KIND for t in todo),
+             len(units), sum(t[1] == CALIB_KIND for t in todo), len(calib))
+    machine = runner.machine_info(threads)
+    write_meta(meta_path(out), dataclasses.replace(meta, machine=machine))
+    with tempfile.TemporaryDirectory(prefix="ednas-profile-") as work:
+        work_dir = Path(work)
+        if todo:
+            probe = runner.Timed(export_probe(work_dir / "probe.onnx"), threads, spin)
+            _measure(todo, work_dir, probe, threads, spin, out, progress, timing or {})
+    if stop_after is not None and len(runner.read_rows(out)) < len(units) + len(calib):
+        return meta
+    return finalize(out, dataclasses.replace(meta, machine=machine))
+
+
+def _measure(todo: list[tuple[str, str, Callable[[Path], Path]]], work: Path, probe: runner.Timed,
+             threads: int, spin: bool, out: Path, progress: bool, timing: dict[str, Any]) -> None:
+    from tqdm import tqdm
+
+    with runner.RowWriter(out) as writer:
+        for key, kind, make in tqdm(todo, desc="profiling", unit="unit", disable=not progress, smoothing=0.05):
+            path = make(work / "item.onnx")
+            stats = runner.time_pair(runner.Timed(path, threads, spin), probe, **timing)
+            writer.write({"key": key, "kind": kind, **stats})
+            path.unlink()
+
+
+# -- calibration --------------------------------------------------------------------------------
+def finalize(out: Path, meta: TableMeta) -> TableMeta:
+    """Set the table's probe scale and fit the calibration once every row is there."""
+    rows = {r["key"]: r for r in runner.read_rows(out)}
+    if not rows:
+        raise LatencyTableError(f"{out}: no measurements to build a table from")
+    meta = dataclasses.replace(meta, probe_ms=statistics.median(r["probe_ms"] for r in rows.values()))
+    calib_keys = [k for k in meta.calib_archs if k in rows]
+    n_units = sum(r["kind"] != CALIB_KIND for r in rows.values())
+    if n_units >= meta.units_expected and len(calib_keys) == meta.calib_expected:
+        meta = dataclasses.replace(meta, calibration=fit_calibration(out, meta, rows))
+        log.info("calibration: %s", meta.calibration)
+    write_meta(meta_path(out), meta)
+    return meta
+
+
+def fit_calibration(out: Path, meta: TableMeta, rows: dict[str, dict[str, Any]]) -> Calibration:
+    """Least squares of the measured whole models on (1, sum of units, boundary Melements)."""
+    from ednas.latency.predictor import LatencyPredictor
+
+    table = LatencyTable(out, dataclasses.replace(meta, calibration=Calibration()), list(rows.values()))
+    raw = LatencyPredictor(table)
+    feats, measured = [], []
+    for key, arch_dict in meta.calib_archs.items():
+        ms, elems = raw.units(ArchSpec.from_dict(arch_dict))
+        feats.append((1.0, ms, elems))
+        measured.append(rows[key]["ratio"] * meta.probe_ms)
+    x, y = np.array(feats), np.array(measured)
+    if len(y) >= 4:
+        coef = np.linalg.lstsq(x, y, rcond=None)[0]
+    else:  # too few models for three terms: a fixed overhead only
+        coef = np.array([float(np.mean(y - x[:, 1])), 1.0, 0.0])
+    pred = x @ coef
+    mape = float(np.mean(np.abs(pred - y) / y) * 100)
+    return Calibration(overhead_ms=float(coef[0]), scale=float(coef[1]), ms_per_melem=float(coef[2]),
+                       models=len(y), mape=mape)
+
+
+# -- remote targets ----------------------------------------------------------------------------
+def write_bundle(space: SearchSpace, bundle: Path, precision: Precision = "fp32", threads: int = 2,
+                 spin: bool = False, calib_models: int = 8, progress: bool = True) -> int:
+    """Unit and calibration ONNX files, the probe, a manifest and the standalone runner."""
+    from tqdm import tqdm
+
+    check_precision(precision)
+    units = space_units(space)
+    calib = calibration_archs(space, calib_models)
+    meta = new_meta(space, "remote", precision, threads, spin, len(units), calib)
+    bundle.mkdir(parents=True, exist_ok=True)
+    (bundle / "units").mkdir(exist_ok=True)
+    items: list[dict[str, str]] = []
+    work: list[tuple[str, str, Callable[[Path], Path]]] = [
+        (k, u.kind, lambda p, u=u: export_unit(u, p, precision)) for k, u in units.items()]
+    work += [(k, CALIB_KIND, lambda p, a=a: export_arch(a, p, precision)) for k, a in calib.items()]
+    for i, (key, kind, make) in enumerate(tqdm(work, desc="exporting", unit="file", disable=not progress)):
+        rel = f"units/{i:05d}.onnx"
+        if not (bundle / rel).exists():
+            make(bundle / rel)
+        items.append({"key": key, "kind": kind, "file": rel})
+    export_probe(bundle / "probe.onnx")
+    shutil.copyfile(runner.__file__, bundle / "runner.py")
+    manifest = {"threads": threads, "spin": spin, "probe": "probe.onnx", "items": items, "meta": to_dict(meta)}
+    (bundle / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return len(items)
+
+
+def import_results(results: Path, out: Path) -> TableMeta:
+    """A table from a measured bundle (its folder, or its results.csv inside it)."""
+    from ednas.config import from_dict
+
+    bundle = results.parent if results.is_file() else results
+    files = {n: bundle / n for n in ("manifest.json", "machine.json", "results.csv")}
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise InputError(f"{missing[0]} not found; run `python {bundle}/runner.py {bundle}` on the target first")
+    manifest = json.loads(files["manifest.json"].read_text())
+    machine = json.loads(files["machine.json"].read_text())
+    meta = from_dict(TableMeta, manifest["meta"], str(files["manifest.json"]))
+    meta = dataclasses.replace(meta, machine=machine, threads=machine["threads"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        out.unlink()
+    with runner.RowWriter(out) as writer:
+        for row in runner.read_rows(files["results.csv"]):
+            writer.write(row)
+    return finalize(out, meta)

@@ -1,0 +1,190 @@
+"""Timing with ONNX Runtime, standalone: this file imports only the standard library, numpy and
+onnxruntime, so `ednas profile --bundle DIR` copies it into the bundle as the remote runner.
+
+Every measurement is interleaved with a fixed probe model (unit, probe, unit, probe, ...):
+the median of the per-pair ratios survives a machine that gets slower or faster while it
+runs, and the probe's own median lets later runs rescale (see notes on measuring).
+
+    python runner.py BUNDLE_DIR [--threads N]   # measure a bundle -> BUNDLE_DIR/results.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import onnxruntime as ort
+
+COLUMNS = ["key", "kind", "median_ms", "p10_ms", "p90_ms", "probe_ms", "ratio", "pairs"]
+
+
+def machine_info(threads: int) -> dict[str, Any]:
+    """What a table's numbers depend on besides the model."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "logical_cores": os.cpu_count(),
+        "threads": threads,
+        "onnxruntime": ort.__version__,
+        "platform": platform.platform(),
+        "date": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+def make_session(path: str | Path, threads: int, spin: bool = False) -> ort.InferenceSession:
+    """A CPU session with fixed intra-op threads, sequential execution, all graph fusions.
+    `spin` off: idle workers sleep instead of spin-waiting, which on a machine shared with
+    other work keeps 2-thread timings from becoming 3-5x slower and bimodal."""
+    opts = ort.SessionOptions()
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def random_feeds(session: ort.InferenceSession, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {i.name: rng.standard_normal([d if isinstance(d, int) else 1 for d in i.shape]).astype(np.float32)
+            for i in session.get_inputs()}
+
+
+class Timed:
+    """A session with its inputs, ready to be run repeatedly."""
+
+    def __init__(self, path: str | Path, threads: int, spin: bool = False) -> None:
+        self.session = make_session(path, threads, spin)
+        self.feeds = random_feeds(self.session)
+
+    def __call__(self) -> float:
+        """One inference; its wall time in ms."""
+        t0 = time.perf_counter()
+        self.session.run(None, self.feeds)
+        return (time.perf_counter() - t0) * 1e3
+
+
+def _quantile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
+
+
+def time_pair(target: Timed, probe: Timed, warmup: int = 3, min_pairs: int = 15,
+              min_seconds: float = 0.15, max_pairs: int = 400) -> dict[str, float]:
+    """Run target and probe alternately; median/p10/p90 of the target, median of the probe,
+    and the median per-pair ratio target/probe (the drift-proof number)."""
+    for _ in range(warmup):
+        target()
+        probe()
+    times, probes = [], []
+    start = time.perf_counter()
+    while len(times) < max_pairs and (len(times) < min_pairs or time.perf_counter() - start < min_seconds):
+        times.append(target())
+        probes.append(probe())
+    ratios = [t / p for t, p in zip(times, probes)]
+    return {
+        "median_ms": statistics.median(times), "p10_ms": _quantile(times, 0.1),
+        "p90_ms": _quantile(times, 0.9), "probe_ms": statistics.median(probes),
+        "ratio": statistics.median(ratios), "pairs": len(times),
+    }
+
+
+class RowWriter:
+    """Appends measured rows to a CSV and flushes each one, so a killed run keeps them."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        self.file = self.path.open("a", newline="")
+        self.writer = csv.DictWriter(self.file, fieldnames=COLUMNS)
+        if new:
+            self.writer.writeheader()
+            self.file.flush()
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.writer.writerow({k: row[k] for k in COLUMNS})
+        self.file.flush()
+        os.fsync(self.file.fileno())
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> "RowWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Complete rows of a results CSV (a line cut by a kill is dropped, and the file is
+    rewritten without it so appending continues cleanly)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows, dropped = [], False
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                rows.append({**row, **{c: float(row[c]) for c in COLUMNS[2:]}})
+            except (TypeError, ValueError):
+                dropped = True
+    if dropped:
+        with path.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=COLUMNS)
+            w.writeheader()
+            for row in rows:
+                w.writerow({k: row[k] for k in COLUMNS})
+    return rows
+
+
+def measure_all(items: Iterable[dict[str, str]], bundle: Path, probe: Timed, threads: int,
+                spin: bool, out: Path) -> int:
+    """Measure every manifest item not yet in `out`; returns how many were measured."""
+    done = {r["key"] for r in read_rows(out)}
+    todo = [it for it in items if it["key"] not in done]
+    start = time.perf_counter()
+    with RowWriter(out) as writer:
+        for n, item in enumerate(todo, 1):
+            stats = time_pair(Timed(bundle / item["file"], threads, spin), probe)
+            writer.write({"key": item["key"], "kind": item["kind"], **stats})
+            if n % 25 == 0 or n == len(todo):
+                eta = (time.perf_counter() - start) / n * (len(todo) - n)
+                print(f"{n}/{len(todo)} measured, ETA {eta:.0f} s", file=sys.stderr)
+    return len(todo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Measure an ednas latency bundle with ONNX Runtime.")
+    parser.add_argument("bundle", type=Path, help="bundle folder (has manifest.json)")
+    parser.add_argument("--threads", type=int, help="intra-op threads (default: the manifest's)")
+    args = parser.parse_args(argv)
+    manifest = json.loads((args.bundle / "manifest.json").read_text())
+    threads, spin = args.threads or manifest["threads"], manifest["spin"]
+    probe = Timed(args.bundle / manifest["probe"], threads, spin)
+    (args.bundle / "machine.json").write_text(json.dumps(machine_info(threads), indent=1))
+    n = measure_all(manifest["items"], args.bundle, probe, threads, spin, args.bundle / "results.csv")
+    print(f"measured {n} items; results in {args.bundle / 'results.csv'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Human-facing output: drawn detections, heatmaps, Pareto reports."""

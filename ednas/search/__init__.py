@@ -1,0 +1,5 @@
+"""Architecture search: the search space (and, later, the search loop)."""
+
+from ednas.search.space import DEFAULT_SPACE, SearchSpace
+
+__all__ = ["DEFAULT_SPACE", "SearchSpace"]

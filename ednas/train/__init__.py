@@ -1,0 +1,1 @@
+"""Training of NanoDet-Plus-style detectors: losses, label assignment, the training loop."""
