@@ -103,14 +103,16 @@ class MobileNeXtArch:
                 hidden = inp // t
                 if hidden < oup / 6:
                     hidden = make_divisible(math.ceil(oup / 6), 16)
+                # the form follows the row structure, not the realised widths, so that
+                # narrowing or widening rows (search, pruning) never changes the topology
                 if t == 2:
                     form = "lead"
-                elif inp != oup and stride == 2:
-                    form = "pointwise_down"
-                elif inp != oup and not (n == 1 and s == 1):
-                    form = "pointwise"
-                else:
+                elif i > 0 or (n == 1 and s == 1):
                     form = "sandglass"
+                elif stride == 2:
+                    form = "pointwise_down"
+                else:
+                    form = "pointwise"
                 kr = form == "sandglass" and (kr_all or next(kr_flags))
                 specs.append(SandglassSpec(inp, oup, hidden, stride, form, kr))
                 inp = oup

@@ -21,6 +21,10 @@ COMMANDS = [
     "train",
     "test",
     "data",
+    "profile",
+    "latency",
+    "gradcam",
+    "prune",
 ]
 
 

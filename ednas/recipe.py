@@ -82,6 +82,7 @@ class TrainConfig:
     ema_decay: float = 0.9998  # EMA of weights (evaluated and saved)
     ema_warmup: float = 2000.0  # decay ramps as ema_decay * (1 - exp(-step / ema_warmup)), so short runs average
     detach_epoch: int = 10  # from this epoch the aux branch sees detached features
+    bn_unfold_images: int = 64  # training images to re-estimate BNs folded into --weights (deploy) convs
     qfl_beta: float = 2.0
     qfl_weight: float = 1.0
     dfl_weight: float = 0.25

@@ -24,13 +24,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import cv2
-    import torch
 
     from ednas.commands._common import load_model
     from ednas.data.preprocess import preprocess, read_image
     from ednas.errors import EdnasError, InputError
     from ednas.eval.predictors import OnnxPredictor, TorchPredictor
-    from ednas.models.decode import postprocess
+    from ednas.eval.coco_eval import decode_output
     from ednas.recipe import load_recipe
     from ednas.report.draw import draw_detections
 
@@ -56,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         size = predictor.input_size
         x, scale = preprocess(img, size, recipe.data.keep_ratio, recipe.data.mean, recipe.data.std)
-        output = torch.from_numpy(predictor(x))
-        det = postprocess(output, (size, size), arch.strides, arch.num_classes, arch.head.reg_max, [scale])[0]
+        det = decode_output(predictor(x), size, arch.strides, arch.num_classes, arch.head.reg_max, [scale])[0]
         target = out_dir / Path(path).name
         cv2.imwrite(str(target), draw_detections(img, det, recipe.class_names, args.score))
         shown = int((det.scores >= args.score).sum())

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 MIN_OBJECT = 8  # px, smallest object diameter
 MAX_OBJECT_FRACTION = 0.5  # largest object diameter, fraction of the shorter image side
-MIN_VISIBLE = 0.4  # an object more occluded than this is redrawn elsewhere
+MIN_VISIBLE = 0.4  # a new shape may not leave any object less than this fraction visible
 JPEG_QUALITY = 92
 
 
@@ -82,7 +82,7 @@ def generate(
             ann["id"] = num_boxes + k + 1
         num_boxes += len(split["annotations"])
         (ann_dir / f"{name}.json").write_text(json.dumps(split))
-    log.info("wrote %d images (%d val) with %d boxes to %s", num_images, num_val, num_boxes, out)
+    log.debug("wrote %d images (%d val) with %d boxes to %s", num_images, num_val, num_boxes, out)
     return SynthSet(images_dir, ann_dir / "train.json", ann_dir / "val.json",
                     num_images - num_val, num_val, num_boxes)
 
@@ -97,12 +97,14 @@ def render_image(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[
     (label, [x, y, w, h] of the visible part, visible area in pixels)."""
     w, h = size, int(size * rng.uniform(0.75, 1.0))
     img = _background(rng, w, h)
-    masks, labels = [], []
+    masks, areas, labels = [], [], []  # visible masks, drawn areas, classes
     for _ in range(int(rng.integers(1, 9))):
         for _attempt in range(5):
             label = int(rng.integers(len(SHAPE_CLASSES)))
             mask = _shape_mask(rng, SHAPE_CLASSES[label], w, h)
-            if all(_visible_after(m, mask) >= MIN_VISIBLE for m in masks):
+            if cv2.countNonZero(mask) and all(
+                _left_visible(m, mask) >= MIN_VISIBLE * a for m, a in zip(masks, areas)
+            ):
                 break
         else:
             continue
@@ -110,6 +112,7 @@ def render_image(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[
         for m in masks:
             m[mask > 0] = 0
         masks.append(mask)
+        areas.append(cv2.countNonZero(mask))
         labels.append(label)
     img = _finish(rng, img)
     objects = []
@@ -120,10 +123,9 @@ def render_image(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[
     return img, objects
 
 
-def _visible_after(existing: np.ndarray, new: np.ndarray) -> float:
-    """Fraction of `existing`'s visible pixels left once `new` is drawn on top."""
-    total = cv2.countNonZero(existing)
-    return 1.0 if total == 0 else 1.0 - cv2.countNonZero(cv2.bitwise_and(existing, new)) / total
+def _left_visible(existing: np.ndarray, new: np.ndarray) -> int:
+    """Pixels of `existing` still visible once `new` is drawn on top."""
+    return cv2.countNonZero(existing) - cv2.countNonZero(cv2.bitwise_and(existing, new))
 
 
 def _random_color(rng: np.random.Generator) -> tuple[int, int, int]:

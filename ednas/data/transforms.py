@@ -74,6 +74,14 @@ def random_affine(
     return resize_matrix(src_wh, size, keep_ratio) @ affine @ center
 
 
+def pixel_grid(matrix: np.ndarray) -> np.ndarray:
+    """`matrix` (continuous coordinates: pixel i spans [i, i+1], as boxes do) re-expressed
+    for OpenCV's warp, which maps pixel centres i -> i; so a pure resize warps exactly like
+    cv2.resize and image and boxes stay aligned to the sub-pixel."""
+    half = np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
+    return np.linalg.inv(half) @ matrix @ half
+
+
 def warp_boxes(boxes: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     """Warp (K, 4) x1y1x2y2 boxes by `matrix`: the enclosing box of the warped corners,
     clipped to the (size, size) input."""
@@ -93,17 +101,19 @@ def keep_valid(boxes: np.ndarray, labels: np.ndarray, min_size: float = 1.0) -> 
 
 
 def color_jitter(img: np.ndarray, rng: np.random.Generator, aug: AugmentConfig) -> np.ndarray:
-    """NanoDet colour augmentation on a BGR image -> float32 0..255 (not clipped, like NanoDet)."""
+    """NanoDet colour augmentation of a BGR image -> float32 in 0..255 (clipped like a camera,
+    where NanoDet lets values run past the range)."""
     out = img.astype(np.float32)
     if rng.random() < 0.5:
         out += rng.uniform(-aug.brightness, aug.brightness) * 255.0
     if rng.random() < 0.5:
         out *= rng.uniform(*aug.contrast)
+    out = np.clip(out / 255.0, 0.0, 1.0)
     if rng.random() < 0.5:
-        hsv = cv2.cvtColor(np.clip(out / 255.0, 0, 1), cv2.COLOR_BGR2HSV)  # S in 0..1
+        hsv = cv2.cvtColor(out, cv2.COLOR_BGR2HSV)  # float input: S in 0..1
         hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(*aug.saturation), 0, 1)
-        out = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR) * 255.0
-    return out
+        out = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+    return out * 255.0
 
 
 class TrainTransform:
@@ -122,7 +132,7 @@ class TrainTransform:
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Transformed:
         h, w = sample.img.shape[:2]
         matrix = random_affine(rng, self.augment, (w, h), self.size, self.keep_ratio)
-        img = cv2.warpAffine(sample.img, matrix[:2], (self.size, self.size), flags=cv2.INTER_LINEAR)
+        img = cv2.warpAffine(sample.img, pixel_grid(matrix)[:2], (self.size, self.size), flags=cv2.INTER_LINEAR)
         boxes, labels = keep_valid(warp_boxes(sample.boxes, matrix, self.size), sample.labels)
         img = normalize(color_jitter(img, rng, self.augment), self.mean, self.std)
         return Transformed(img, boxes, labels, matrix)

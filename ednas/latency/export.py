@@ -74,10 +74,21 @@ def quantize_int8(src: Path, dst: Path, samples: int = 4, seed: int = 0) -> None
         def get_next(self) -> dict | None:
             return next(self.it, None)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    root = logging.getLogger()
+    quiet = _DropPreprocessHint()
+    root.addFilter(quiet)  # the quantizer logs a pre-processing hint on the root logger per call
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    finally:
+        root.removeFilter(quiet)
+
+
+class _DropPreprocessHint(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing" not in record.getMessage()
 
 
 class _scratch:

@@ -137,7 +137,8 @@ def _measure(todo: list[tuple[str, str, Callable[[Path], Path]]], work: Path, pr
     with runner.RowWriter(out) as writer:
         for key, kind, make in tqdm(todo, desc="profiling", unit="unit", disable=not progress, smoothing=0.05):
             path = make(work / "item.onnx")
-            stats = runner.time_pair(runner.Timed(path, threads, spin), probe, **timing)
+            repeats = timing or (runner.MODEL_TIMING if kind == CALIB_KIND else {})
+            stats = runner.time_pair(runner.Timed(path, threads, spin), probe, **repeats)
             writer.write({"key": key, "kind": kind, **stats})
             path.unlink()
 
@@ -182,8 +183,10 @@ def fit_calibration(out: Path, meta: TableMeta, rows: dict[str, dict[str, Any]])
 
 # -- remote targets ----------------------------------------------------------------------------
 def write_bundle(space: SearchSpace, bundle: Path, precision: Precision = "fp32", threads: int = 2,
-                 spin: bool = False, calib_models: int = 8, progress: bool = True) -> int:
-    """Unit and calibration ONNX files, the probe, a manifest and the standalone runner."""
+                 spin: bool = False, calib_models: int = 8, progress: bool = True,
+                 timing: dict[str, Any] | None = None) -> int:
+    """Unit and calibration ONNX files, the probe, a manifest and the standalone runner
+    (`timing` overrides its repeat settings). Returns the number of files to measure."""
     from tqdm import tqdm
 
     check_precision(precision)
@@ -203,7 +206,8 @@ def write_bundle(space: SearchSpace, bundle: Path, precision: Precision = "fp32"
         items.append({"key": key, "kind": kind, "file": rel})
     export_probe(bundle / "probe.onnx")
     shutil.copyfile(runner.__file__, bundle / "runner.py")
-    manifest = {"threads": threads, "spin": spin, "probe": "probe.onnx", "items": items, "meta": to_dict(meta)}
+    manifest = {"threads": threads, "spin": spin, "probe": "probe.onnx", "timing": timing, "items": items,
+                "meta": to_dict(meta)}
     (bundle / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return len(items)
 

@@ -26,6 +26,8 @@ import numpy as np
 import onnxruntime as ort
 
 COLUMNS = ["key", "kind", "median_ms", "p10_ms", "p90_ms", "probe_ms", "ratio", "pairs"]
+MODEL_KIND = "model"  # whole models (calibration, validation): more pairs than a unit
+MODEL_TIMING = {"min_pairs": 40, "min_seconds": 1.0}
 
 
 def machine_info(threads: int) -> dict[str, Any]:
@@ -157,14 +159,16 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
 
 
 def measure_all(items: Iterable[dict[str, str]], bundle: Path, probe: Timed, threads: int,
-                spin: bool, out: Path) -> int:
-    """Measure every manifest item not yet in `out`; returns how many were measured."""
+                spin: bool, out: Path, timing: dict[str, Any] | None = None) -> int:
+    """Measure every manifest item not yet in `out` (`timing` overrides the repeat settings
+    of time_pair); returns how many were measured."""
     done = {r["key"] for r in read_rows(out)}
     todo = [it for it in items if it["key"] not in done]
     start = time.perf_counter()
     with RowWriter(out) as writer:
         for n, item in enumerate(todo, 1):
-            stats = time_pair(Timed(bundle / item["file"], threads, spin), probe)
+            repeats = timing or (MODEL_TIMING if item["kind"] == MODEL_KIND else {})
+            stats = time_pair(Timed(bundle / item["file"], threads, spin), probe, **repeats)
             writer.write({"key": item["key"], "kind": item["kind"], **stats})
             if n % 25 == 0 or n == len(todo):
                 eta = (time.perf_counter() - start) / n * (len(todo) - n)
@@ -181,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     threads, spin = args.threads or manifest["threads"], manifest["spin"]
     probe = Timed(args.bundle / manifest["probe"], threads, spin)
     (args.bundle / "machine.json").write_text(json.dumps(machine_info(threads), indent=1))
-    n = measure_all(manifest["items"], args.bundle, probe, threads, spin, args.bundle / "results.csv")
+    n = measure_all(manifest["items"], args.bundle, probe, threads, spin, args.bundle / "results.csv",
+                    manifest.get("timing"))
     print(f"measured {n} items; results in {args.bundle / 'results.csv'}", file=sys.stderr)
     return 0
 

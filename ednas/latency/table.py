@@ -24,7 +24,7 @@ from ednas.latency import runner
 log = logging.getLogger(__name__)
 
 TABLES_DIR = Path(__file__).resolve().parent.parent.parent / "latency_tables"
-CALIB_KIND = "model"  # `kind` of the whole-model rows used for calibration
+CALIB_KIND = runner.MODEL_KIND  # `kind` of the whole-model rows used for calibration
 
 
 class LatencyTableError(EdnasError):

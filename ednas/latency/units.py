@@ -196,7 +196,6 @@ class Row(NamedTuple):
     """One MobileNeXt row as the backbone builds it: enough to rebuild its blocks alone.
     (A NamedTuple: it is hashed for every prediction.)"""
 
-    index: int  # 0-based row number
     cfg: tuple[int, int, int, int]  # (t, c, n, s)
     inp: int  # channels entering the row
     width: float  # width multiplier of the row
@@ -223,10 +222,10 @@ def backbone_rows(backbone: MobileNeXtArch) -> list[tuple[Row, tuple[bool, ...]]
     inp, kr_pos, layer, act, kr = backbone.stem_channels, 0, 1, backbone.activation, backbone.kr
     last = max(backbone.out_stages)
     out = []
-    for i, (cfg, width) in enumerate(zip(backbone.rows, backbone.widths)):
+    for cfg, width in zip(backbone.rows, backbone.widths):
         if layer > last:
             break
-        row = Row(i, cfg, inp, width)
+        row = Row(cfg, inp, width)
         n_kr, n_blocks, inp = _row_shape(row, act)
         out.append((row, kr[kr_pos: kr_pos + n_kr]))
         kr_pos += n_kr

@@ -21,7 +21,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -35,6 +35,7 @@ from ednas.models import build_model, save_checkpoint
 from ednas.models.checkpoint import load_state, read_checkpoint
 from ednas.recipe import Recipe
 from ednas.train import distributed
+from ednas.train.bn_unfold import folded_batchnorms, unfold_batchnorms
 from ednas.train.ema import ModelEMA
 from ednas.train.loss import NanoDetPlusLoss
 from ednas.train.schedule import WarmupCosine
@@ -93,15 +94,21 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # identical initial weights on every process
         self.model = build_model(recipe.model, aux=True).to(self.env.device)
         _seed_everything(cfg.seed + self.env.rank)  # then per-process augmentation streams
+        self.loader_batch = cfg.batch_size // self.env.world_size
+        self.steps_per_epoch = len(self._loader(0))
         if weights is not None and not resume:
             init_from_checkpoint(self.model, weights)
+            if folded_batchnorms(self.model):  # deploy weights: give their BNs real statistics
+                unfold_batchnorms(self.model, self._images(cfg.bn_unfold_images))
+        self.train_model: nn.Module = _TrainForward(self.model)
+        if self.env.distributed:  # (DDP also makes every process start from rank 0's weights)
+            ids = [self.env.local_rank] if self.env.device.type == "cuda" else None
+            self.train_model = DistributedDataParallel(self.train_model, device_ids=ids)
         self.ema = ModelEMA(self.model, cfg.ema_decay, cfg.ema_warmup)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.loss_fn = NanoDetPlusLoss(
             recipe.model.num_classes, recipe.model.head.reg_max, recipe.model.strides, cfg
         )
-        self.loader_batch = cfg.batch_size // self.env.world_size
-        self.steps_per_epoch = len(self._loader(0))
         self.scheduler = WarmupCosine(
             self.optimizer, cfg.lr, cfg.min_lr, cfg.epochs * self.steps_per_epoch,
             cfg.warmup_steps, cfg.warmup_ratio,
@@ -112,10 +119,6 @@ class Trainer:
         self.last_metrics: dict[str, float] | None = None
         if resume:
             self.resume(self.out_dir / LAST)
-        self.train_model: nn.Module = _TrainForward(self.model)
-        if self.env.distributed:
-            ids = [self.env.local_rank] if self.env.device.type == "cuda" else None
-            self.train_model = DistributedDataParallel(self.train_model, device_ids=ids)
 
     # ------------------------------------------------------------------ loop
     def fit(self, stop_after: int | None = None) -> TrainResult:
@@ -165,6 +168,15 @@ class Trainer:
             num_workers=self.cfg.workers, collate_fn=self.collate_fn,
             pin_memory=env.device.type == "cuda", persistent_workers=False,
         )
+
+    def _images(self, limit: int) -> Iterator[torch.Tensor]:
+        """Up to `limit` training images, batch by batch, on the device."""
+        seen = 0
+        for batch in self._loader(0):
+            if seen >= limit:
+                break
+            yield batch["img"][: limit - seen].to(self.env.device)
+            seen += len(batch["img"])
 
     def _train_epoch(self) -> dict[str, float]:
         cfg = self.cfg
@@ -287,7 +299,8 @@ class _DevicePredictor:
 def init_from_checkpoint(model: nn.Module, path: str | Path) -> None:
     """Initialise `model` from checkpoint `path` ("ema" weights if present, else "model").
 
-    A missing auxiliary branch is fine (it keeps its fresh initialisation). When the class
+    A missing auxiliary branch is fine: as in NanoDet-Plus, the aux neck starts as a copy of
+    the (loaded) neck and the aux head from scratch. When the class
     count differs, the class-prediction convs (`gfl_cls`) are left freshly initialised (a
     warning says so): fine-tuning COCO weights on a new class list just works."""
     ckpt = read_checkpoint(path)
@@ -299,6 +312,8 @@ def init_from_checkpoint(model: nn.Module, path: str | Path) -> None:
         log.warning("%s: %d class-prediction tensors do not fit the class count; left re-initialised", path, len(reset))
         state = {k: (own[k] if k in reset else v) for k, v in state.items()}
     load_state(model, state, str(path))
+    if getattr(model, "aux_fpn", None) is not None and not any(k.startswith("aux_fpn.") for k in state):
+        model.attach_aux()  # a deploy checkpoint: start the aux neck as a copy of the loaded neck
     log.info("initialised weights from %s", path)
 
 

@@ -22,9 +22,14 @@ TINY_GENES = {
     "neck": {"block_types": ["normal", "plus"], "width": [16]},
     "input_size": {"min": 64, "max": 64},
 }
-FAST = {"warmup": 1, "min_pairs": 2, "min_seconds": 0.0}  # repeats for tests: no timing claims
 
 
 @pytest.fixture
 def tiny_space() -> SearchSpace:
     return SearchSpace(from_dict(SpaceConfig, TINY_GENES), TINY_BASE, name="tiny")
+
+
+@pytest.fixture
+def fast() -> dict:
+    """Repeats for tests: enough to exercise the code, no timing claims."""
+    return {"warmup": 1, "min_pairs": 2, "min_seconds": 0.0}

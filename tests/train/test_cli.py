@@ -49,7 +49,7 @@ def test_torchrun_two_processes(coco_run):
     tmp, recipe = coco_run
     out = tmp / "ddp"
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         "-m", "ednas.cli", "train", str(recipe), "--data", str(tmp / "coco"), "--epochs", "2", "--out", str(out),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

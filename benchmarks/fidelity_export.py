@@ -1,0 +1,96 @@
+"""Fidelity and speed of the PyTorch Enhanced NanoDet_s against the released ONNX.
+
+    python benchmarks/fidelity_export.py [--weights enhanced_nanodet_s.onnx] [--images DIR] [--threads 2]
+
+1. import the released ONNX into the PyTorch model; over every image: max |d| of class scores
+   (bound 1e-4) and regression logits (bound 1e-3) against ONNX Runtime on the released file;
+2. export that checkpoint (BN folded, opset 13, onnxslim) and compare it the same way;
+3. time exported vs released with ONNX Runtime, interleaved in one process with the same
+   threads; print the median of per-pair ratios (goal: exported >= 5 % faster).
+Defaults come from EDNAS_TEST_WEIGHTS / EDNAS_TEST_COCO.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from ednas.data.preprocess import preprocess
+from ednas.models import build_model
+from ednas.models.export import export_onnx
+from ednas.models.onnx_import import import_onnx
+from ednas.models.zoo import get_arch
+
+
+def session(path: str | Path, threads: int) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def max_diffs(a: np.ndarray, b: np.ndarray, c: int) -> tuple[float, float]:
+    return float(np.abs(a[..., :c] - b[..., :c]).max()), float(np.abs(a[..., c:] - b[..., c:]).max())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights", default=os.environ.get("EDNAS_TEST_WEIGHTS"))
+    ap.add_argument("--images", default=os.path.join(os.environ.get("EDNAS_TEST_COCO", ""), "images"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--pairs", type=int, default=200, help="interleaved timing pairs")
+    args = ap.parse_args()
+    if not args.weights or not Path(args.images).is_dir():
+        raise SystemExit("set EDNAS_TEST_WEIGHTS and EDNAS_TEST_COCO (or pass --weights / --images)")
+
+    arch = get_arch("enhanced_nanodet_s")
+    model = build_model(arch)
+    import_onnx(model, args.weights)
+    model.eval()
+    exported = Path(tempfile.mkdtemp()) / "exported.onnx"
+    export_onnx(model, exported)
+    released, ours = session(args.weights, args.threads), session(exported, args.threads)
+
+    images = sorted(Path(args.images).glob("*.jpg"))
+    torch_d, export_d = np.zeros(2), np.zeros(2)
+    for path in images:
+        x, _ = preprocess(path, arch.input_size)
+        ref = released.run(None, {"data": x})[0]
+        with torch.no_grad():
+            got = model.inference(torch.from_numpy(x)).numpy()
+        torch_d = np.maximum(torch_d, max_diffs(got, ref, arch.num_classes))
+        export_d = np.maximum(export_d, max_diffs(ours.run(None, {"data": x})[0], ref, arch.num_classes))
+
+    x, _ = preprocess(images[0], arch.input_size)
+    for _ in range(20):
+        released.run(None, {"data": x}), ours.run(None, {"data": x})
+    t_ref, t_ours = [], []
+    for i in range(args.pairs):
+        for sess, out in ((released, t_ref), (ours, t_ours))[:: 1 if i % 2 else -1]:
+            t0 = time.perf_counter()
+            sess.run(None, {"data": x})
+            out.append(time.perf_counter() - t0)
+    ratio = np.array(t_ref) / np.array(t_ours)
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"ORT {ort.__version__}, {args.threads} threads, {len(images)} images")
+    print(f"{'':<28}{'scores max|d|':>15}{'logits max|d|':>15}")
+    print(f"{'PyTorch (imported)':<28}{torch_d[0]:>15.2e}{torch_d[1]:>15.2e}")
+    print(f"{'exported ONNX':<28}{export_d[0]:>15.2e}{export_d[1]:>15.2e}")
+    print(f"{'bound':<28}{1e-4:>15.0e}{1e-3:>15.0e}")
+    print(f"latency median: released {np.median(t_ref) * 1e3:.2f} ms, exported {np.median(t_ours) * 1e3:.2f} ms")
+    print(f"speed-up exported vs released (median of {args.pairs} interleaved pairs): "
+          f"{np.median(ratio):.3f}x  [p10 {np.percentile(ratio, 10):.3f}, p90 {np.percentile(ratio, 90):.3f}]  (goal >= 1.05)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""`ednas profile`: build a latency table for a search space (or a bundle to measure on another
+device, or import one), and check a table against end-to-end measurements (--validate)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("profile", help="latency lookup table of a search space (ONNX Runtime)")
+    p.add_argument("--device", default="cpu", help="target to measure on (here: cpu)")
+    p.add_argument("--space", metavar="FILE", help="search space YAML (default: search_spaces/enhanced_nanodet.yml)")
+    p.add_argument("--threads", type=int, default=2, help="ORT intra-op threads (default 2)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
+    p.add_argument("--spin", action="store_true",
+                   help="let ORT worker threads spin-wait (its default; off here: robust on shared machines)")
+    p.add_argument("--calib-models", type=int, default=8, metavar="K", help="whole models for calibration")
+    p.add_argument("--out", metavar="PATH",
+                   help="table CSV (default latency_tables/SPACE_DEVICE_PRECISION_Nt.csv); with --validate a folder")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--bundle", metavar="DIR", help="write unit ONNX files + standalone runner to DIR")
+    mode.add_argument("--import", dest="import_", metavar="RESULTS", help="make a table from a measured bundle")
+    mode.add_argument("--validate", type=int, metavar="N", help="predicted vs measured on N random architectures")
+    p.add_argument("--table", metavar="CSV", help="with --validate: the table to check (default: as --out)")
+    p.add_argument("--seed", type=int, default=0, help="with --validate: sampling seed")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ednas.latency import profiler
+    from ednas.latency.table import default_table
+    from ednas.search import SearchSpace
+
+    profiler.check_device(args.device)
+    space = SearchSpace.load(args.space)
+    table = Path(args.table or (args.out if args.out and args.validate is None else "")
+                 or default_table(space.name, args.precision, args.threads, args.device))
+    if args.bundle:
+        n = profiler.write_bundle(space, Path(args.bundle), args.precision, args.threads, args.spin,
+                                  args.calib_models)
+        print(f"wrote {n} ONNX files to {args.bundle}; measure them on the target with "
+              f"`python {args.bundle}/runner.py {args.bundle}` (needs onnxruntime + numpy), then "
+              f"`ednas profile --import {args.bundle} --out TABLE.csv`")
+        return 0
+    if args.import_:
+        meta = profiler.import_results(Path(args.import_), table)
+        print(f"wrote {table} ({meta.units_expected} units, probe {meta.probe_ms:.2f} ms, "
+              f"calibration fit {meta.calibration.mape if meta.calibration else float('nan'):.1f} % MAPE)")
+        return 0
+    if args.validate is not None:
+        return _validate(args, space, table)
+    meta = profiler.profile(space, table, args.device, args.precision, args.threads, args.spin,
+                            args.calib_models)
+    c = meta.calibration
+    print(f"{table}: {meta.units_expected} units + {meta.calib_expected} models, {meta.precision}, "
+          f"{meta.threads} threads; probe {meta.probe_ms:.2f} ms")
+    if c is not None:
+        print(f"calibration: {c.overhead_ms:+.2f} ms + {c.scale:.3f} x units {c.ms_per_melem:+.3f} ms/Melem "
+              f"(fit on {c.models} models: {c.mape:.1f} % MAPE)")
+    return 0
+
+
+def _validate(args: argparse.Namespace, space, table_path: Path) -> int:
+    from ednas.latency.table import LatencyTable
+    from ednas.latency.validate import plot_report, validate
+
+    table = LatencyTable.load(table_path, space.fingerprint())
+    out = Path(args.out or f"latency_validation_{table.meta.precision}")
+    report = validate(table, space, args.validate, out, seed=args.seed)
+    png = plot_report(report, out / "scatter.png")
+    print(f"{args.validate} architectures, {table.meta.precision}, {table.meta.threads} threads; "
+          f"probe {report.probe_now_ms:.2f} ms now vs {table.meta.probe_ms:.2f} ms in the table")
+    for name, m in (("raw", report.raw), ("compensated", report.compensated)):
+        print(f"{name:>12}: MAPE {m.mape:5.1f} %, within 5 % {m.within5:5.1f} %, within 10 % {m.within10:5.1f} %")
+    print(f"wrote {out / 'validation.csv'}, {png} and the ONNX files to {out}")
+    return 0

@@ -1,0 +1,198 @@
+"""`ednas prune`: latency-targeted structured channel pruning (torch-pruning), optional
+distillation fine-tune, re-evaluation. Writes CKPT, CKPT's ARCH.yml and a JSON summary."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from ednas.commands._common import add_recipe
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "prune", help="prune channels to a latency target or ratio, optionally fine-tune",
+        description="Structured channel pruning of an Enhanced NanoDet checkpoint. The pruned model "
+                    "stays an architecture description (per-row widths, neck and head width), so it "
+                    "rebuilds, exports and is priced by the latency table.",
+    )
+    add_recipe(p)
+    p.add_argument("--weights", required=True, metavar="CKPT", help="checkpoint to prune")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--target-latency", metavar="T",
+                        help="e.g. 8ms (absolute, on this machine now) or 75%% (of the unpruned model)")
+    target.add_argument("--ratio", type=float, help="fraction of every width to remove, e.g. 0.3")
+    p.add_argument("--table", help="latency table (CSV) to search with; default: measure candidates")
+    p.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads for timing")
+    p.add_argument("--images", help="evaluate before/after on these images (with --ann)")
+    p.add_argument("--ann", help="COCO json (or VOC folder) for --images")
+    p.add_argument("--finetune-epochs", type=int, default=0, help="distillation fine-tune epochs (needs --data)")
+    p.add_argument("--data", help="training data for the fine-tune (as for `ednas train --data`)")
+    p.add_argument("--batch-size", type=int, default=16, help="fine-tune batch size")
+    p.add_argument("--lr", type=float, default=2e-4, help="fine-tune learning rate")
+    p.add_argument("--out", required=True, metavar="CKPT", help="pruned checkpoint to write")
+    p.set_defaults(func=run)
+
+
+def parse_target(text: str) -> tuple[str, float]:
+    """'8ms' / '8' -> ("ms", 8.0); '75%' / '0.75x' -> ("relative", 0.75)."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|%|x)?\s*", text)
+    from ednas.errors import InputError
+
+    if not m:
+        raise InputError(f"--target-latency {text!r}: write e.g. 8ms or 75%")
+    value, unit = float(m.group(1)), m.group(2) or "ms"
+    if unit == "%":
+        return "relative", value / 100
+    if unit == "x":
+        return "relative", value
+    return "ms", value
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from ednas.commands._common import load_model
+    from ednas.compress.latency_target import MeasuredLatency, PredictedLatency, find_ratio
+    from ednas.compress.prune import PruningError, prune_weights, shrink_arch
+    from ednas.errors import InputError
+    from ednas.models import save_checkpoint
+    from ednas.models.complexity import complexity
+    from ednas.models.export import export_onnx
+
+    if args.ratio is not None and not 0 < args.ratio < 1:
+        raise InputError(f"--ratio {args.ratio}: give a fraction between 0 and 1")
+    if args.finetune_epochs and not args.data:
+        raise InputError("--finetune-epochs needs --data (the training images)")
+    if bool(args.images) != bool(args.ann):
+        raise InputError("give both --images and --ann, or neither")
+    recipe, model = load_model(args.recipe, args.weights)
+    model.eval()
+    base = model.arch
+    work = Path(tempfile.mkdtemp(prefix="ednas-prune-"))
+    measured = MeasuredLatency(base, args.threads, work)
+
+    if args.ratio is not None:
+        ratio, target_arch = args.ratio, shrink_arch(base, args.ratio)
+        goal = None
+    else:
+        kind, value = parse_target(args.target_latency)
+        if kind == "ms":
+            base_ms = measured.time_onnx(work / "base.onnx")["median_ms"]
+            goal = value / base_ms
+            print(f"unpruned model: {base_ms:.2f} ms now ({args.threads} threads); target {value} ms = {goal:.3f}x")
+        else:
+            goal = value
+        latency = measured
+        if args.table:
+            latency = _table_latency(args.table, base, measured)
+        ratio, target_arch, rel = find_ratio(lambda r: shrink_arch(base, r), latency, goal)
+        if rel > goal:
+            raise PruningError(
+                f"--target-latency {args.target_latency} is out of reach: removing 90% of every width "
+                f"still runs at {rel:.2f}x the unpruned model (target {goal:.2f}x); raise the target"
+            )
+    pruned = prune_weights(model, target_arch)
+    before, after = complexity(model), complexity(pruned)
+
+    onnx_path = export_onnx(pruned, work / "pruned.onnx")
+    timing = measured.time_onnx(onnx_path)
+    summary = {
+        "recipe": recipe.name, "source": str(args.weights), "ratio": round(ratio, 4),
+        "target_relative": goal,
+        "params": {"before": before["params"], "after": after["params"]},
+        "macs": {"before": before["macs"], "after": after["macs"]},
+        "latency": {"relative_measured": round(timing["ratio"], 4), "pruned_ms": round(timing["median_ms"], 3),
+                    "unpruned_ms": round(timing["probe_ms"], 3), "threads": args.threads},
+        "widths": {"backbone": list(target_arch.backbone.widths) if hasattr(target_arch.backbone, "widths") else None,
+                   "neck": target_arch.neck.width, "head": target_arch.head.feat_channels},
+    }
+    if args.table:
+        try:
+            summary["latency"]["relative_predicted"] = round(_table_latency(args.table, base, None)(target_arch), 4)
+        except Exception as exc:  # a table that cannot price the pruned widths
+            summary["latency"]["relative_predicted"] = f"n/a ({exc})"
+    print(f"pruned {ratio:.1%} of every width: {before['params']:,} -> {after['params']:,} params, "
+          f"{before['macs'] / 1e9:.3f} -> {after['macs'] / 1e9:.3f} GMAC, measured {timing['ratio']:.3f}x "
+          f"the unpruned latency ({timing['median_ms']:.2f} vs {timing['probe_ms']:.2f} ms)")
+
+    if args.images:
+        summary["mAP"] = {"before": _evaluate(model, recipe, args), "after_pruning": _evaluate(pruned, recipe, args)}
+        print(f"mAP before {summary['mAP']['before']:.4f}, after pruning {summary['mAP']['after_pruning']:.4f}")
+    if args.finetune_epochs:
+        pruned = _finetune(pruned, model, recipe, args, work)
+        if args.images:
+            summary["mAP"]["after_finetune"] = _evaluate(pruned, recipe, args)
+            print(f"mAP after {args.finetune_epochs} fine-tune epochs {summary['mAP']['after_finetune']:.4f}")
+
+    out = Path(args.out)
+    arch_path = out.with_suffix(".arch.yml")
+    summary_path = out.with_suffix(".json")
+    save_checkpoint(out, pruned, source=str(args.weights), pruning=summary)
+    dataclasses.replace(pruned.arch).save(arch_path)
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {out}, {arch_path}, {summary_path}")
+    return 0
+
+
+def _table_latency(table: str, base, fallback):
+    """Relative latency from the table when it prices the candidate, else from `fallback`."""
+    import logging
+
+    from ednas.compress.latency_target import PredictedLatency
+    from ednas.latency.predictor import LatencyPredictor
+    from ednas.latency.table import LatencyTable, LatencyTableError
+
+    predicted = PredictedLatency(LatencyPredictor(LatencyTable.load(table)), base)
+    if fallback is None:
+        return predicted
+
+    def relative(arch) -> float:
+        try:
+            return predicted(arch)
+        except LatencyTableError as exc:
+            logging.getLogger(__name__).info("table cannot price this candidate (%s); measuring", exc)
+            return fallback(arch)
+
+    return relative
+
+
+def _evaluate(model, recipe, args) -> float:
+    from ednas.data import build_dataset
+    from ednas.eval.coco_eval import evaluate
+    from ednas.eval.predictors import TorchPredictor
+    from ednas.recipe import DatasetConfig
+    from pathlib import Path
+
+    fmt = "voc" if Path(args.ann).is_dir() else "coco"
+    dataset = build_dataset(DatasetConfig(format=fmt, images=args.images, ann=args.ann), recipe.class_names)
+    arch, data = model.arch, recipe.data
+    result = evaluate(TorchPredictor(model), dataset, recipe.class_names, strides=arch.strides,
+                      reg_max=arch.head.reg_max, keep_ratio=data.keep_ratio, mean=data.mean, std=data.std,
+                      progress=False)
+    return float(result["mAP"])
+
+
+def _finetune(pruned, teacher, recipe, args, work):
+    import dataclasses
+
+    from ednas.models import build_model, load_checkpoint, save_checkpoint
+    from ednas.train.datasets import build_train_set, with_data
+    from ednas.train.trainer import Trainer
+
+    init = work / "pruned_init.ckpt"
+    save_checkpoint(init, pruned)
+    train_cfg = dataclasses.replace(
+        recipe.train, epochs=args.finetune_epochs, batch_size=args.batch_size, lr=args.lr,
+        warmup_steps=min(recipe.train.warmup_steps, 20), detach_epoch=0, val_interval=10**6,
+    )
+    ft_recipe = with_data(dataclasses.replace(recipe, model=pruned.arch, train=train_cfg), args.data, None)
+    trainer = Trainer(ft_recipe, work / "finetune", build_train_set(ft_recipe), None, weights=init, teacher=teacher)
+    trainer.fit()
+    result = build_model(pruned.arch)
+    result.load_state_dict({k: v for k, v in trainer.ema.model.state_dict().items()
+                            if not k.startswith(("aux_fpn.", "aux_head."))}, strict=True)
+    return result.eval()

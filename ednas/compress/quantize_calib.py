@@ -1,0 +1,171 @@
+"""Calibration: real images with the model's own pre-processing, per-tensor activation
+statistics (min/max + histogram), and the activation range each calibration method picks.
+
+Statistics are collected once (two passes over the images: min/max, then a histogram over
+that span), so trying another method, or a different method per tensor, costs no inference.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import onnx
+
+from ednas.data.preprocess import preprocess
+from ednas.errors import InputError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+NUM_BINS = 2048
+Range = tuple[float, float]  # (lowest, highest) real value an 8-bit activation must cover
+
+
+def list_images(folder: str | Path, limit: int | None = None) -> list[Path]:
+    """Image files of `folder` (sorted; `limit` evenly spaced ones when given)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such calibration images folder")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise InputError(f"{folder}: no images ({'/'.join(IMAGE_SUFFIXES)}) to calibrate on")
+    if limit and limit < len(files):
+        files = [files[int(i)] for i in np.linspace(0, len(files) - 1, limit).round()]
+    return files
+
+
+def load_batch(files: Sequence[Path], size: int) -> np.ndarray:
+    """(N, 3, size, size) float32 network inputs, pre-processed as the model expects."""
+    return np.concatenate([preprocess(f, size)[0] for f in files])
+
+
+@dataclass
+class TensorStats:
+    """Everything the range methods need about one activation tensor."""
+
+    lo: float
+    hi: float
+    hist: np.ndarray  # (NUM_BINS,) counts over [lo, hi]
+
+    @property
+    def edges(self) -> np.ndarray:
+        return np.linspace(self.lo, self.hi, len(self.hist) + 1)
+
+
+def activation_tensors(model: onnx.ModelProto) -> list[str]:
+    """The float tensors an activation quantizer can see: the graph input and node outputs."""
+    inits = {i.name for i in model.graph.initializer}
+    names = [i.name for i in model.graph.input if i.name not in inits]
+    names += [o for n in model.graph.node if n.op_type not in ("Constant", "Shape") for o in n.output if o]
+    return list(dict.fromkeys(names))
+
+
+def collect_stats(model_path: str | Path, inputs: np.ndarray, threads: int | None = None) -> dict[str, TensorStats]:
+    """Min/max and histogram of every activation tensor over `inputs` (N, 3, S, S)."""
+    import onnxruntime as ort
+
+    model = onnx.load(str(model_path))
+    names = activation_tensors(model)
+    known = {o.name for o in model.graph.output}
+    model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in known)
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    outs = [o.name for o in sess.get_outputs()]
+    in_name = sess.get_inputs()[0].name
+
+    def run() -> Iterator[dict[str, np.ndarray]]:
+        for x in inputs:
+            values = sess.run(outs, {in_name: x[None]})
+            yield {n: v for n, v in zip(outs, values) if n in names and v.dtype == np.float32}
+
+    lo: dict[str, float] = {}
+    hi: dict[str, float] = {}
+    for values in run():
+        for n, v in values.items():
+            lo[n] = min(lo.get(n, np.inf), float(v.min()))
+            hi[n] = max(hi.get(n, -np.inf), float(v.max()))
+    hists = {n: np.zeros(NUM_BINS, np.int64) for n in lo}
+    for values in run():
+        for n, v in values.items():
+            span = (lo[n], hi[n]) if hi[n] > lo[n] else (lo[n], lo[n] + 1e-6)
+            hists[n] += np.histogram(v, NUM_BINS, span)[0]
+    log.info("calibration statistics of %d tensors on %d images", len(lo), len(inputs))
+    return {n: TensorStats(lo[n], hi[n], hists[n]) for n in lo}
+
+
+def _with_zero(lo: float, hi: float) -> Range:
+    return min(lo, 0.0), max(hi, 0.0)
+
+
+def range_minmax(s: TensorStats) -> Range:
+    return _with_zero(s.lo, s.hi)
+
+
+def range_percentile(s: TensorStats, percentile: float = 99.999) -> Range:
+    """Drop (100 - percentile)% of the values from each end of the histogram."""
+    cdf = np.cumsum(s.hist) / max(s.hist.sum(), 1)
+    tail = 1.0 - percentile / 100.0
+    edges = s.edges
+    lo = edges[int(np.searchsorted(cdf, tail, side="right"))] if s.lo < 0 else s.lo
+    hi = edges[min(int(np.searchsorted(cdf, 1.0 - tail, side="left")) + 1, len(edges) - 1)]
+    return _with_zero(float(lo), float(hi))
+
+
+def _quant_mse(s: TensorStats, los: np.ndarray, his: np.ndarray, levels: int = 255) -> np.ndarray:
+    """Expected squared error of asymmetric uniform quantization for each (lo, hi) pair:
+    rounding noise (step^2/12) inside the range, clipping error outside."""
+    centers = (s.edges[:-1] + s.edges[1:]) / 2  # (B,)
+    counts = s.hist.astype(np.float64)
+    lo, hi = los[:, None], his[:, None]  # (K, 1)
+    step = (hi - lo) / levels
+    clip = np.where(centers < lo, lo - centers, np.where(centers > hi, centers - hi, 0.0))
+    inside = (clip == 0)
+    err = np.where(inside, step ** 2 / 12, clip ** 2) * counts  # (K, B)
+    return err.sum(axis=1)
+
+
+def range_mse(s: TensorStats) -> Range:
+    """The clipping range that minimises the expected quantization MSE of this tensor."""
+    lo0, hi0 = range_minmax(s)
+    fracs = np.linspace(0.05, 1.0, 40)
+    lo_fracs = fracs if lo0 < 0 else np.array([1.0])
+    los = np.repeat(lo0 * lo_fracs, len(fracs))
+    his = np.tile(hi0 * fracs, len(lo_fracs))
+    best = int(np.argmin(_quant_mse(s, los, his)))
+    return _with_zero(float(los[best]), float(his[best]))
+
+
+def range_entropy(s: TensorStats, quant_bins: int = 128) -> Range:
+    """TensorRT's KL-divergence threshold (ORT's implementation), clipped to the data."""
+    from onnxruntime.quantization.calibrate import HistogramCollector
+
+    collector = HistogramCollector("entropy", False, NUM_BINS, quant_bins, 99.999, "same")
+    edges = s.edges.astype(np.float32)
+    # ORT's search is symmetric about zero: give it a histogram centred on zero
+    bound = max(abs(s.lo), abs(s.hi))
+    sym_edges = np.linspace(-bound, bound, NUM_BINS + 1, dtype=np.float32)
+    centers = (edges[:-1] + edges[1:]) / 2
+    sym_hist = np.histogram(centers, sym_edges, weights=s.hist)[0].astype(np.int64)
+    lo, hi = collector.get_entropy_threshold((sym_hist, sym_edges, -bound, bound), quant_bins)
+    return _with_zero(max(float(lo), s.lo), min(float(hi), s.hi))
+
+
+METHODS: dict[str, Callable[[TensorStats], Range]] = {
+    "minmax": range_minmax,
+    "percentile": range_percentile,
+    "entropy": range_entropy,
+    "mse": range_mse,
+}
+
+
+def compute_ranges(stats: dict[str, TensorStats], method: str) -> dict[str, Range]:
+    """Each tensor's range under one method (see METHODS)."""
+    if method not in METHODS:
+        raise InputError(f"calibration method {method!r} is not one of {', '.join(METHODS)}")
+    return {n: METHODS[method](s) for n, s in stats.items()}

@@ -1,0 +1,154 @@
+"""ONNX model preparation for INT8: contract check, opset conversion, ORT pre-processing, and
+the graph facts the quantizer needs (input size, the output tail that must stay FP32).
+
+Per-channel QDQ needs opset >= 13 (older opsets quantize but fail to load), so older models
+are converted with `onnx.version_converter` first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from ednas.errors import InputError, ModelMismatchError
+
+log = logging.getLogger(__name__)
+
+MIN_OPSET = 13  # per-channel DequantizeLinear (attribute `axis`) exists from opset 13
+
+# ops that only rearrange / squash the head's conv outputs into the released tensor
+TAIL_OPS = frozenset({"Sigmoid", "Split", "Concat", "Reshape", "Transpose", "Slice", "Flatten",
+                      "Squeeze", "Unsqueeze", "Identity"})
+
+
+@dataclass(frozen=True)
+class Contract:
+    """Names and shapes of the single input and single output (e.g. data [1,3,S,S])."""
+
+    input_name: str
+    input_shape: tuple[int | str, ...]
+    output_name: str
+    output_shape: tuple[int | str, ...]
+
+    @property
+    def input_size(self) -> int:
+        return int(self.input_shape[2])
+
+
+def _shape(value: onnx.ValueInfoProto) -> tuple[int | str, ...]:
+    dims = value.type.tensor_type.shape.dim
+    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims)
+
+
+def load_model(path: str | Path) -> onnx.ModelProto:
+    """Load an ONNX file; a missing or unparsable file raises InputError."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such ONNX file")
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # protobuf DecodeError and friends
+        raise InputError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
+
+
+def contract_of(model: onnx.ModelProto, source: str = "model") -> Contract:
+    """The model's contract; anything but one [N,3,S,S] input with fixed S and one output
+    raises ModelMismatchError."""
+    inits = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    shape = _shape(inputs[0]) if len(inputs) == 1 else ()
+    if len(shape) != 4 or shape[1] != 3 or not isinstance(shape[2], int) or shape[2] <= 0 or shape[2] != shape[3]:
+        found = ", ".join(f"{i.name} {list(_shape(i))}" for i in inputs) or "none"
+        raise ModelMismatchError(f"{source}: expected one 4-D input [N, 3, S, S] with a fixed S, found {found}")
+    if len(model.graph.output) != 1:
+        raise ModelMismatchError(f"{source}: expected one output, found {len(model.graph.output)}")
+    out = model.graph.output[0]
+    return Contract(inputs[0].name, shape, out.name, _shape(out))
+
+
+def opset_of(model: onnx.ModelProto) -> int:
+    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+
+
+def convert_opset(model: onnx.ModelProto, target: int = MIN_OPSET) -> onnx.ModelProto:
+    """`model` at opset >= `target` (returned unchanged when already there)."""
+    current = opset_of(model)
+    if current >= target:
+        return model
+    from onnx import version_converter
+
+    try:
+        converted = version_converter.convert_version(model, target)
+    except Exception as exc:
+        raise ModelMismatchError(f"cannot convert the model from opset {current} to {target} ({exc})") from None
+    log.info("converted opset %d -> %d", current, target)
+    return converted
+
+
+def prepare(model: onnx.ModelProto, work_dir: str | Path) -> Path:
+    """Opset conversion + `quant_pre_process` (shape inference, ORT graph optimisations);
+    returns the path of the prepared model inside `work_dir`."""
+    from onnxruntime.quantization import quant_pre_process
+
+    work_dir = Path(work_dir)
+    raw = work_dir / "opset.onnx"
+    onnx.save(convert_opset(model), str(raw))
+    out = work_dir / "prepared.onnx"
+    quant_pre_process(str(raw), str(out), skip_symbolic_shape=True)
+    return out
+
+
+def tail_nodes(model: onnx.ModelProto) -> list[str]:
+    """Nodes between the head's last convs and the output (Split, Sigmoid, Concat, Reshape,
+    Transpose...). They must stay FP32: the output mixes 0-1 scores and +-37 logits, and one
+    8-bit scale for both destroys the scores."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    tail: dict[str, None] = {}
+    stack = [o.name for o in model.graph.output]
+    while stack:
+        node = producer.get(stack.pop())
+        if node is None or node.name in tail or node.op_type not in TAIL_OPS:
+            continue
+        tail[node.name] = None
+        stack.extend(node.input)
+    return list(tail)
+
+
+def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Give every unnamed node a unique name (nodes_to_exclude works by name)."""
+    seen: set[str] = set()
+    for i, node in enumerate(model.graph.node):
+        if not node.name or node.name in seen:
+            node.name = f"{node.op_type}_{i}"
+        seen.add(node.name)
+    return model
+
+
+def check_contract(path: str | Path, expected: Contract) -> None:
+    """The written model must keep the input/output names and shapes of the original."""
+    got = contract_of(load_model(path), str(path))
+    if got != expected:
+        raise ModelMismatchError(f"{path}: quantized model changed the contract ({got} != {expected})")
+
+
+def save_atomic(model: onnx.ModelProto | Path, path: str | Path) -> Path:
+    """Write (or move) a model to `path` without leaving a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".onnx")
+    os.close(fd)
+    try:
+        if isinstance(model, onnx.ModelProto):
+            onnx.save(model, tmp)
+        else:
+            Path(tmp).write_bytes(Path(model).read_bytes())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

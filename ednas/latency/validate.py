@@ -1,0 +1,137 @@
+"""Self-check of a latency table: predicted vs measured end-to-end latency on random
+architectures of its space, each timed interleaved with the probe model.
+
+"raw" compares with the absolute median now; "compensated" puts the measurement on the
+table's time scale (per-pair ratio to the probe x the table's probe latency), which removes
+the machine getting slower or faster since the table was built. Computing the report and
+plotting it are separate (`validate`, `plot_report`).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import random
+import statistics
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ednas.arch import ArchSpec
+from ednas.latency import runner
+from ednas.latency.export import export_arch
+from ednas.latency.predictor import LatencyPredictor
+from ednas.latency.profiler import export_probe
+from ednas.latency.table import LatencyTable
+from ednas.search.space import SearchSpace
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    mape: float  # mean absolute percentage error (%)
+    within5: float  # share of architectures within +-5 % (%)
+    within10: float  # share within +-10 % (%)
+
+    @classmethod
+    def of(cls, predicted: list[float], measured: list[float]) -> "Accuracy":
+        errors = [abs(p - m) / m * 100 for p, m in zip(predicted, measured)]
+        n = len(errors)
+        return cls(statistics.fmean(errors), 100 * sum(e <= 5 for e in errors) / n,
+                   100 * sum(e <= 10 for e in errors) / n)
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    arch: ArchSpec
+    predicted_ms: float
+    measured_ms: float  # median now
+    compensated_ms: float  # on the table's probe scale
+    probe_ms: float  # probe median during this model's pairs
+
+
+@dataclass(frozen=True)
+class Report:
+    samples: list[Sample]
+    raw: Accuracy
+    compensated: Accuracy
+    probe_now_ms: float
+
+
+def describe(arch: ArchSpec) -> str:
+    """A one-line gene summary for tables and plots."""
+    bb = arch.backbone
+    widths = ",".join(f"{w:g}" for w in bb.widths)  # type: ignore[union-attr]
+    kr = "".join(str(int(k)) for k in bb.kr)  # type: ignore[union-attr]
+    types = "".join(t[0] for t in arch.neck.block_types)
+    return f"w={widths} kr={kr} neck={arch.neck.width}/{types} size={arch.input_size}"
+
+
+def validate(table: LatencyTable, space: SearchSpace, n: int, out: Path, seed: int = 0,
+             progress: bool = True) -> Report:
+    """Sample `n` architectures, export them to `out`, measure, and write validation.csv."""
+    from tqdm import tqdm
+
+    m = table.meta
+    predictor = LatencyPredictor(table)
+    rng = random.Random(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = runner.Timed(export_probe(Path(tmp) / "probe.onnx"), m.threads, m.spin)
+    samples = []
+    for i in tqdm(range(n), desc="validating", unit="model", disable=not progress):
+        arch = space.sample(rng)
+        name = f"arch_{i:03d}"
+        arch.save(out / f"{name}.yml")
+        path = export_arch(arch, out / f"{name}.onnx", m.precision)  # type: ignore[arg-type]
+        stats = runner.time_pair(runner.Timed(path, m.threads, m.spin), probe, **runner.MODEL_TIMING)
+        samples.append(Sample(name, arch, predictor.predict(arch), stats["median_ms"],
+                              stats["ratio"] * m.probe_ms, stats["probe_ms"]))
+    _write_csv(samples, out / "validation.csv")
+    return Report(
+        samples,
+        raw=Accuracy.of([s.predicted_ms for s in samples], [s.measured_ms for s in samples]),
+        compensated=Accuracy.of([s.predicted_ms for s in samples], [s.compensated_ms for s in samples]),
+        probe_now_ms=statistics.median(s.probe_ms for s in samples),
+    )
+
+
+def _write_csv(samples: list[Sample], path: Path) -> None:
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["name", "arch", "predicted_ms", "measured_ms", "measured_compensated_ms", "probe_ms"])
+        for s in samples:
+            w.writerow([s.name, describe(s.arch), f"{s.predicted_ms:.4f}", f"{s.measured_ms:.4f}",
+                        f"{s.compensated_ms:.4f}", f"{s.probe_ms:.4f}"])
+
+
+def plot_report(report: Report, path: Path) -> Path:
+    """Scatter of predicted vs measured (compensated and raw) with the +-10 % band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pred = [s.predicted_ms for s in report.samples]
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter([s.measured_ms for s in report.samples], pred, s=14, alpha=0.35, label="raw")
+    ax.scatter([s.compensated_ms for s in report.samples], pred, s=18, label="probe-compensated")
+    top = max(pred + [s.measured_ms for s in report.samples]) * 1.05
+    ax.plot([0, top], [0, top], "k-", lw=0.8)
+    ax.fill_between([0, top], [0, 0.9 * top], [0, 1.1 * top], color="k", alpha=0.08, label="±10 %")
+    ax.set(xlim=(0, top), ylim=(0, top), xlabel="measured (ms)", ylabel="predicted (ms)",
+           title=f"MAPE {report.compensated.mape:.1f} % (raw {report.raw.mape:.1f} %)")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def measure_probe(table: LatencyTable, seconds: float = 1.0) -> float:
+    """The probe model's median latency on this machine now (same threads and spinning)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = runner.Timed(export_probe(Path(tmp) / "probe.onnx"), table.meta.threads, table.meta.spin)
+    return runner.time_pair(probe, probe, min_seconds=seconds)["median_ms"]

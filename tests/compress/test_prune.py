@@ -1,0 +1,97 @@
+import dataclasses
+
+import pytest
+import torch
+
+from ednas.arch import ArchSpec, make_divisible
+from ednas.commands.prune import parse_target
+from ednas.compress.latency_target import find_ratio
+from ednas.compress.prune import PruningError, prune_weights, shrink_arch
+from ednas.errors import InputError
+from ednas.models import build_model
+from ednas.models.complexity import complexity
+from ednas.models.export import export_onnx
+from ednas.models.zoo import get_arch
+
+
+@pytest.fixture(scope="module")
+def small():
+    torch.manual_seed(0)
+    return build_model(get_arch("enhanced_nanodet_s").replace(input_size=96)).eval()
+
+
+def test_shrink_keeps_multiples_of_eight():
+    arch = shrink_arch(get_arch("enhanced_nanodet_s"), 0.3)
+    for (_, c, _, _), w in zip(arch.backbone.rows, arch.backbone.widths):
+        assert make_divisible(c * w, 8) % 8 == 0 and make_divisible(c * w, 8) <= c
+    assert arch.neck.width == 64 and arch.head.feat_channels == 64
+    assert ArchSpec.from_dict(arch.to_dict()) == arch
+
+
+def test_zero_ratio_is_identity(small):
+    pruned = prune_weights(small, shrink_arch(small.arch, 0.0))
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(pruned.inference(x), small.inference(x))
+
+
+def test_pruned_model_rebuilds_runs_and_exports(small, tmp_path):
+    target = shrink_arch(small.arch, 0.5)
+    pruned = prune_weights(small, target)
+    assert pruned.arch == target
+    assert complexity(pruned)["macs"] < 0.5 * complexity(small)["macs"]
+    with torch.no_grad():
+        out = pruned.inference(torch.randn(2, 3, 96, 96))
+    assert out.shape == (2, 144 + 36 + 9 + 4, 112) and torch.isfinite(out).all()
+    target.save(tmp_path / "arch.yml")
+    rebuilt = build_model(ArchSpec.load(tmp_path / "arch.yml"))
+    rebuilt.load_state_dict(pruned.state_dict())
+    export_onnx(pruned, tmp_path / "pruned.onnx")
+    assert (tmp_path / "pruned.onnx").stat().st_size > 0
+
+
+def test_most_important_channels_survive(small):
+    model = build_model(small.arch).eval()
+    model.load_state_dict(small.state_dict())
+    conv = model.fpn.reduce_layers[0].conv  # 96 output channels
+    strong = [3, 17, 40, 41, 90]
+    with torch.no_grad():
+        conv.weight[strong] *= 1000.0
+    pruned = prune_weights(model, shrink_arch(model.arch, 0.5))
+    kept = pruned.fpn.reduce_layers[0].conv.weight  # (48, C_in', 1, 1): inputs were pruned too
+    assert (kept.abs().amax(dim=(1, 2, 3)) > 0.5).sum() == len(strong)  # all scaled rows survived
+
+
+def test_kernel_refine_gate_follows_pruned_kernel(small):
+    pruned = prune_weights(small, shrink_arch(small.arch, 0.5))
+    kr = pruned.backbone.features[4].layers[0].conv
+    x = torch.randn(1, kr.conv.in_channels, 12, 12)
+    with torch.no_grad():
+        assert kr(x).shape == x.shape
+
+
+def test_shufflenet_is_refused():
+    model = build_model(get_arch("nanodet_plus_m").replace(input_size=96))
+    with pytest.raises(PruningError, match="MobileNeXt"):
+        prune_weights(model, model.arch)
+
+
+def test_find_ratio_meets_target_and_reports_unreachable():
+    base = get_arch("enhanced_nanodet_s").replace(input_size=96)
+    base_macs = complexity(build_model(base))["macs"]
+    macs = lambda arch: complexity(build_model(arch))["macs"] / base_macs  # noqa: E731
+    ratio, arch, rel = find_ratio(lambda r: shrink_arch(base, r), macs, 0.75, steps=5)
+    assert rel <= 0.75 and 0 < ratio < 0.5
+    _, _, rel = find_ratio(lambda r: shrink_arch(base, r), macs, 0.001, steps=2)
+    assert rel > 0.001
+
+
+@pytest.mark.parametrize("text,expected", [("8ms", ("ms", 8.0)), ("7.5", ("ms", 7.5)), ("75%", ("relative", 0.75)),
+                                           ("0.6x", ("relative", 0.6))])
+def test_parse_target(text, expected):
+    assert parse_target(text) == expected
+
+
+def test_parse_target_rejects_garbage():
+    with pytest.raises(InputError, match="write e.g. 8ms or 75%"):
+        parse_target("fast")
