@@ -25,6 +25,7 @@ COMMANDS = [
     "latency",
     "gradcam",
     "prune",
+    "quantize",
 ]
 
 

@@ -80,7 +80,7 @@ class TrainConfig:
     min_lr: float = 5e-5  # cosine annealing floor, reached at the last epoch
     grad_clip: float = 35.0  # max gradient norm
     ema_decay: float = 0.9998  # EMA of weights (evaluated and saved)
-    ema_warmup: float = 2000.0  # decay ramps as ema_decay * (1 - exp(-step / ema_warmup)), so short runs average
+    ema_warmup: float = 2000.0  # EMA decay = ema_decay * (1 - exp(-step / ema_warmup)): early steps are not stuck near the init
     detach_epoch: int = 10  # from this epoch the aux branch sees detached features
     bn_unfold_images: int = 64  # training images to re-estimate BNs folded into --weights (deploy) convs
     qfl_beta: float = 2.0
@@ -89,6 +89,8 @@ class TrainConfig:
     giou_weight: float = 2.0
     assigner_topk: int = 13  # dynamic soft label assigner candidates
     assigner_iou_factor: float = 3.0
+    distill_cls_weight: float = 1.0  # with a teacher (pruning fine-tune): class-score distillation
+    distill_reg_weight: float = 1.0  # ... and box-distribution (localization) distillation
     val_interval: int = 10  # epochs between evaluations
     workers: int = 2  # data-loader processes
     seed: int = 0

@@ -12,20 +12,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "--out PNG. Explains the class logit summed over one pyramid level's priors "
                     "(or at the prior of one detection) through that level's neck map.",
     )
-    p.add_argument("recipe", metavar="RECIPE", help="recipe YAML or a bundled recipe name (e.g. enhanced_nanodet_s)")
+    p.add_argument("recipe", metavar="RECIPE",
+                   help="recipe YAML or a bundled recipe name (e.g. enhanced_nanodet_s)")
     p.add_argument("--weights", required=True, metavar="CKPT", help="PyTorch checkpoint")
     p.add_argument("--image", required=True, metavar="IMG", help="image to explain")
     p.add_argument("--class", dest="class_name", metavar="NAME",
                    help="class to explain (default: that of the top-scoring detection)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--level", type=int, metavar="L",
-                       help="pyramid level index, 0 = finest (default: the level of the class's strongest detection)")
+                       help="pyramid level index, 0 = finest (default: that of the class's strongest detection)")
     group.add_argument("--box", type=int, metavar="K",
                        help="explain only the K-th detection of the class (0 = highest score), at its own prior")
-    p.add_argument("--method", choices=["gradcam", "hirescam"],
+    p.add_argument("--method", metavar="NAME",
                    help="channel weights: averaged gradients (gradcam, default for a level) or per-position "
                         "gradients (hirescam, default for --box: stays on that detection)")
-    p.add_argument("--score", type=float, default=0.35, help="detections scoring at least this are drawn and counted")
+    p.add_argument("--score", type=float, default=0.35,
+                   help="detections scoring at least this are drawn and counted")
     p.add_argument("--out", required=True, metavar="PNG", help="where to write the overlay image")
     p.set_defaults(func=run)
 

@@ -8,6 +8,7 @@ measures only the keys the table lacks.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import random
@@ -15,7 +16,7 @@ import shutil
 import statistics
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -70,7 +71,13 @@ def calibration_archs(space: SearchSpace, n: int, seed: int = 0) -> dict[str, Ar
     while len(archs) < n:
         archs[f"rand{i}"] = space.sample(rng)
         i += 1
-    return {f"{CALIB_KIND} {name}": arch for name, arch in list(archs.items())[:n]}
+    return {f"{CALIB_KIND} {name} {_arch_hash(arch)}": arch for name, arch in list(archs.items())[:n]}
+
+
+def _arch_hash(arch: ArchSpec) -> str:
+    """Short content hash: a calibration row is never reused for a different architecture."""
+    blob = json.dumps(to_dict(arch), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
 def new_meta(space: SearchSpace, device: str, precision: str, threads: int, spin: bool,
@@ -125,9 +132,7 @@ def profile(space: SearchSpace, out: Path, device: str = "cpu", precision: Preci
         if todo:
             probe = runner.Timed(export_probe(work_dir / "probe.onnx"), threads, spin)
             _measure(todo, work_dir, probe, threads, spin, out, progress, timing or {})
-    if stop_after is not None and len(runner.read_rows(out)) < len(units) + len(calib):
-        return meta
-    return finalize(out, dataclasses.replace(meta, machine=machine))
+    return finalize(out, dataclasses.replace(meta, machine=machine), set(units))
 
 
 def _measure(todo: list[tuple[str, str, Callable[[Path], Path]]], work: Path, probe: runner.Timed,
@@ -144,19 +149,34 @@ def _measure(todo: list[tuple[str, str, Callable[[Path], Path]]], work: Path, pr
 
 
 # -- calibration --------------------------------------------------------------------------------
-def finalize(out: Path, meta: TableMeta) -> TableMeta:
-    """Set the table's probe scale and fit the calibration once every row is there."""
+def finalize(out: Path, meta: TableMeta, unit_keys: set[str]) -> TableMeta:
+    """Set the table's probe scale and, once every unit and model is measured, drop rows the
+    space no longer has (e.g. after a builder change) and fit the calibration."""
     rows = {r["key"]: r for r in runner.read_rows(out)}
     if not rows:
         raise LatencyTableError(f"{out}: no measurements to build a table from")
-    meta = dataclasses.replace(meta, probe_ms=statistics.median(r["probe_ms"] for r in rows.values()))
-    calib_keys = [k for k in meta.calib_archs if k in rows]
-    n_units = sum(r["kind"] != CALIB_KIND for r in rows.values())
-    if n_units >= meta.units_expected and len(calib_keys) == meta.calib_expected:
+    meta = dataclasses.replace(meta, probe_ms=statistics.median(r["probe_ms"] for r in rows.values()),
+                               calibration=None)
+    wanted = unit_keys | set(meta.calib_archs)
+    if wanted <= rows.keys():
+        stale = rows.keys() - wanted
+        if stale:
+            log.info("%s: dropping %d rows the space no longer uses", out, len(stale))
+            rows = {k: r for k, r in rows.items() if k in wanted}
+            _rewrite(out, rows.values())
         meta = dataclasses.replace(meta, calibration=fit_calibration(out, meta, rows))
         log.info("calibration: %s", meta.calibration)
     write_meta(meta_path(out), meta)
     return meta
+
+
+def _rewrite(out: Path, rows: Iterable[dict[str, Any]]) -> None:
+    tmp = out.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    with runner.RowWriter(tmp) as writer:
+        for row in rows:
+            writer.write(row)
+    tmp.replace(out)
 
 
 def fit_calibration(out: Path, meta: TableMeta, rows: dict[str, dict[str, Any]]) -> Calibration:
@@ -171,14 +191,26 @@ def fit_calibration(out: Path, meta: TableMeta, rows: dict[str, dict[str, Any]])
         feats.append((1.0, ms, elems))
         measured.append(rows[key]["ratio"] * meta.probe_ms)
     x, y = np.array(feats), np.array(measured)
-    if len(y) >= 4:
-        coef = np.linalg.lstsq(x, y, rcond=None)[0]
-    else:  # too few models for three terms: a fixed overhead only
-        coef = np.array([float(np.mean(y - x[:, 1])), 1.0, 0.0])
+    coef = _robust_lstsq(x, y)
     pred = x @ coef
     mape = float(np.mean(np.abs(pred - y) / y) * 100)
     return Calibration(overhead_ms=float(coef[0]), scale=float(coef[1]), ms_per_melem=float(coef[2]),
                        models=len(y), mape=mape)
+
+
+def _robust_lstsq(x: np.ndarray, y: np.ndarray, scale_range: tuple[float, float] = (0.5, 1.5)) -> np.ndarray:
+    """Fit (overhead, scale, per-Melement); with too few models, or a scale outside
+    `scale_range` (noisy measurements), fall back to fewer terms, down to a fixed overhead."""
+    n = len(y)
+    for cols in ([0, 1, 2], [0, 1]):
+        if n >= len(cols) + 2:
+            coef = np.zeros(3)
+            coef[cols] = np.linalg.lstsq(x[:, cols], y, rcond=None)[0]
+            if scale_range[0] <= coef[1] <= scale_range[1]:
+                return coef
+            log.warning("calibration with terms %s gives scale %.2f; measurements look noisy, "
+                        "using fewer terms", cols, coef[1])
+    return np.array([float(np.mean(y - x[:, 1])), 1.0, 0.0])
 
 
 # -- remote targets ----------------------------------------------------------------------------
@@ -226,9 +258,5 @@ def import_results(results: Path, out: Path) -> TableMeta:
     meta = from_dict(TableMeta, manifest["meta"], str(files["manifest.json"]))
     meta = dataclasses.replace(meta, machine=machine, threads=machine["threads"])
     out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists():
-        out.unlink()
-    with runner.RowWriter(out) as writer:
-        for row in runner.read_rows(files["results.csv"]):
-            writer.write(row)
-    return finalize(out, meta)
+    _rewrite(out, runner.read_rows(files["results.csv"]))
+    return finalize(out, meta, {it["key"] for it in manifest["items"] if it["kind"] != CALIB_KIND})

@@ -110,8 +110,10 @@ def grad_cam(target: torch.Tensor, fmap: torch.Tensor, method: str = "gradcam") 
     return cam / peak
 
 
-def cam_to_image(cam: torch.Tensor, stride: int, input_size: int, scale: Scale, image_hw: tuple[int, int]) -> np.ndarray:
-    """(h, w) map of a stride-`stride` level -> (H, W) float32 over the original image."""
+def cam_to_image(
+    cam: torch.Tensor, stride: int, input_size: int, scale: Scale, image_hw: tuple[int, int]
+) -> np.ndarray:
+    """(h, w) map of a stride-`stride` level -> (H, W) float32 in [0, 1] over the original image."""
     h, w = cam.shape
     # align_corners: cell x lands exactly on input pixel x*stride, like its prior point
     up = F.interpolate(cam[None, None], size=((h - 1) * stride + 1, (w - 1) * stride + 1),
@@ -122,7 +124,9 @@ def cam_to_image(cam: torch.Tensor, stride: int, input_size: int, scale: Scale, 
     height, width = image_hw
     sx, sy = scale
     crop = up[: max(1, round(height / sy)), : max(1, round(width / sx))].numpy()
-    return np.clip(cv2.resize(crop, (width, height), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+    heat = np.clip(cv2.resize(crop, (width, height), interpolation=cv2.INTER_LINEAR), 0.0, None)
+    peak = heat.max()
+    return heat / peak if peak > 0 else heat  # resizing and cropping can lower the peak
 
 
 def render(

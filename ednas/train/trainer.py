@@ -36,6 +36,7 @@ from ednas.models.checkpoint import load_state, read_checkpoint
 from ednas.recipe import Recipe
 from ednas.train import distributed
 from ednas.train.bn_unfold import folded_batchnorms, unfold_batchnorms
+from ednas.train.distill import DistillLoss
 from ednas.train.ema import ModelEMA
 from ednas.train.loss import NanoDetPlusLoss
 from ednas.train.schedule import WarmupCosine
@@ -68,12 +69,14 @@ class TrainResult:
 class Trainer:
     """Trains `recipe.model` on `train_set` (a torch Dataset of dicts, see
     `ednas.data.transforms`); `val_set` (a DetectionDataset) is evaluated every
-    `val_interval` epochs with the EMA weights."""
+    `val_interval` epochs with the EMA weights. With a `teacher` (e.g. the model before
+    pruning) the student also distils its class scores and box distributions."""
 
     def __init__(
         self, recipe: Recipe, out_dir: str | Path, train_set: Dataset,
         val_set: Any | None = None, weights: str | Path | None = None, resume: bool = False,
         collate_fn: Callable[[list], dict] | None = None, progress: bool = True,
+        teacher: nn.Module | None = None,
     ) -> None:
         self.recipe = recipe
         self.cfg = cfg = recipe.train
@@ -108,6 +111,10 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.loss_fn = NanoDetPlusLoss(
             recipe.model.num_classes, recipe.model.head.reg_max, recipe.model.strides, cfg
+        )
+        self.teacher = teacher.to(self.env.device).eval() if teacher is not None else None
+        self.distill = DistillLoss(
+            recipe.model.num_classes, recipe.model.head.reg_max, cfg.distill_cls_weight, cfg.distill_reg_weight
         )
         self.scheduler = WarmupCosine(
             self.optimizer, cfg.lr, cfg.min_lr, cfg.epochs * self.steps_per_epoch,
@@ -209,6 +216,12 @@ class Trainer:
         loss, parts = self.loss_fn(
             out, batch["gt_boxes"], batch["gt_labels"], (img.shape[2], img.shape[3]), aux_out
         )
+        if self.teacher is not None:
+            with torch.no_grad():
+                target = self.teacher(img)  # (N, A, C + 4(R+1)) raw logits
+            kd, kd_parts = self.distill(out, target)
+            loss = loss + kd
+            parts = {**parts, **kd_parts}
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)

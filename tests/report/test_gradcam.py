@@ -101,7 +101,8 @@ def test_command_writes_png(tiny_model, image, tmp_path, capsys):
     weights, img, recipe = tmp_path / "tiny.ckpt", tmp_path / "img.png", tmp_path / "tiny.yml"
     save_checkpoint(weights, tiny_model)
     cv2.imwrite(str(img), image)
-    recipe.write_text(f"model: {{arch: enhanced_nanodet_s, input_size: 64}}\ndata: {{class_names: [{', '.join(NAMES)}]}}\n")
+    recipe.write_text("model: {arch: enhanced_nanodet_s, input_size: 64}\n"
+                      f"data: {{class_names: [{', '.join(NAMES)}]}}\n")
     common = [str(recipe), "--weights", str(weights), "--image", str(img)]
     out = tmp_path / "cam" / "red.png"
     assert main(["gradcam", *common, "--class", "red", "--box", "0", "--out", str(out)]) == 0

@@ -61,11 +61,18 @@ def test_every_sample_builds_and_runs(space: SearchSpace) -> None:
         assert out.shape[-1] == arch.num_outputs
 
 
-def test_widths_can_add_kr_genes(space: SearchSpace) -> None:
-    # row 2 at 1.0 (144 ch) into row 3 at 0.75 (144 ch): the stride-2 block becomes a sandglass one
+def test_kr_genes_follow_the_eligible_blocks(space: SearchSpace) -> None:
+    # row 2 at 1.0 (144 ch) into row 3 at 0.75 (144 ch): equal widths around a stride-2 block
     genes = {"width_row1": 1.0, "width_row2": 0.75}
-    arch = space.decode(lambda name, choices: genes.get(name, 1.0 if name.startswith("width") else choices[0]))
-    assert len(arch.backbone.kr) == 9
+    names = []
+
+    def choose(name, choices):
+        names.append(name)
+        return genes.get(name, 1.0 if name.startswith("width") else choices[0])
+
+    arch = space.decode(choose)
+    eligible = [i for i, b in enumerate(arch.backbone.blocks(), 1) if b.form == "sandglass"]
+    assert [n for n in names if n.startswith("kr_")] == [f"kr_block{i}" for i in eligible]
     build_model(arch)
 
 
