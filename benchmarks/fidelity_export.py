@@ -16,14 +16,15 @@ import argparse
 import os
 import platform
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import torch
 
+from ednas.compress.quantize_latency import time_pair
 from ednas.data.preprocess import preprocess
+from ednas.latency import runner
 from ednas.models import build_model
 from ednas.models.export import export_onnx
 from ednas.models.onnx_import import import_onnx
@@ -31,11 +32,7 @@ from ednas.models.zoo import get_arch
 
 
 def session(path: str | Path, threads: int) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return runner.make_session(path, threads)
 
 
 def max_diffs(a: np.ndarray, b: np.ndarray, c: int) -> tuple[float, float]:
@@ -70,16 +67,7 @@ def main() -> None:
         torch_d = np.maximum(torch_d, max_diffs(got, ref, arch.num_classes))
         export_d = np.maximum(export_d, max_diffs(ours.run(None, {"data": x})[0], ref, arch.num_classes))
 
-    x, _ = preprocess(images[0], arch.input_size)
-    for _ in range(20):
-        released.run(None, {"data": x}), ours.run(None, {"data": x})
-    t_ref, t_ours = [], []
-    for i in range(args.pairs):
-        for sess, out in ((released, t_ref), (ours, t_ours))[:: 1 if i % 2 else -1]:
-            t0 = time.perf_counter()
-            sess.run(None, {"data": x})
-            out.append(time.perf_counter() - t0)
-    ratio = np.array(t_ref) / np.array(t_ours)
+    timing = time_pair(args.weights, exported, args.threads, runs=args.pairs, warmup=20)
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"ORT {ort.__version__}, {args.threads} threads, {len(images)} images")
@@ -87,9 +75,9 @@ def main() -> None:
     print(f"{'PyTorch (imported)':<28}{torch_d[0]:>15.2e}{torch_d[1]:>15.2e}")
     print(f"{'exported ONNX':<28}{export_d[0]:>15.2e}{export_d[1]:>15.2e}")
     print(f"{'bound':<28}{1e-4:>15.0e}{1e-3:>15.0e}")
-    print(f"latency median: released {np.median(t_ref) * 1e3:.2f} ms, exported {np.median(t_ours) * 1e3:.2f} ms")
-    print(f"speed-up exported vs released (median of {args.pairs} interleaved pairs): "
-          f"{np.median(ratio):.3f}x  [p10 {np.percentile(ratio, 10):.3f}, p90 {np.percentile(ratio, 90):.3f}]  (goal >= 1.05)")
+    print(f"latency median: released {timing.reference_ms:.2f} ms, exported {timing.candidate_ms:.2f} ms")
+    print(f"speed-up exported vs released (median of {timing.runs} interleaved pairs): {timing.speedup:.3f}x  "
+          f"[p10 {timing.speedup_p10:.3f}, p90 {timing.speedup_p90:.3f}]  (goal >= 1.05)")
 
 
 if __name__ == "__main__":

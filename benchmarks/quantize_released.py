@@ -16,7 +16,7 @@ import logging
 import tempfile
 from pathlib import Path
 
-from ednas.compress import QuantizeConfig, quantize
+from ednas.compress.quantize import QuantizeConfig, quantize
 from ednas.compress import quantize_calib as calib
 from ednas.compress import quantize_model as qmodel
 from ednas.compress.quantize_latency import time_pair

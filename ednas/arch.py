@@ -16,6 +16,10 @@ from typing import Literal
 from ednas.config import dump_yaml, from_dict, load_yaml, to_dict
 from ednas.errors import ConfigError
 
+# Bump when a derivation rule below changes what a description builds (block forms, hidden
+# widths, ...): latency tables record it, so tables measured under old rules are refused.
+BUILDER_VERSION = 2
+
 Activation = Literal["relu", "relu6", "leaky_relu", "hardswish"]
 NeckBlock = Literal["normal", "plus"]  # normal = NanoDet-Plus ghost_res, plus = ghost2former
 SandglassForm = Literal["lead", "pointwise", "pointwise_down", "sandglass"]

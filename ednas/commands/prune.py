@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ednas.commands._common import load_model
-    from ednas.compress.latency_target import MeasuredLatency, PredictedLatency, find_ratio
+    from ednas.compress.latency_target import MeasuredLatency, find_ratio
     from ednas.compress.prune import PruningError, prune_weights, shrink_arch
     from ednas.errors import InputError
     from ednas.models import save_checkpoint
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         latency = measured
         if args.table:
             latency = _table_latency(args.table, base, measured)
-        ratio, target_arch, rel = find_ratio(lambda r: shrink_arch(base, r), latency, goal)
+        ratio, target_arch, rel = find_ratio(lambda r: shrink_arch(base, r), latency, goal, cost=_macs)
         if rel > goal:
             raise PruningError(
                 f"--target-latency {args.target_latency} is out of reach: removing 90% of every width "
@@ -136,6 +136,13 @@ def run(args: argparse.Namespace) -> int:
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {out}, {arch_path}, {summary_path}")
     return 0
+
+
+def _macs(arch) -> float:
+    from ednas.models import build_model
+    from ednas.models.complexity import complexity
+
+    return complexity(build_model(arch))["macs"]
 
 
 def _table_latency(table: str, base, fallback):

@@ -1,5 +1,1 @@
-"""Model compression: INT8 quantization (quantize*.py)."""
-
-from ednas.compress.quantize import QuantizeConfig, quantize
-
-__all__ = ["QuantizeConfig", "quantize"]
+"""Model compression: structured pruning (prune.py) and INT8 quantization (quantize*.py)."""

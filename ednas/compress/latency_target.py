@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from ednas.arch import ArchSpec
 from ednas.latency import runner
 from ednas.latency.export import export_arch
@@ -57,21 +59,43 @@ class PredictedLatency:
 
 def find_ratio(
     shrink: Callable[[float], ArchSpec], latency: RelativeLatency, target: float,
-    max_ratio: float = 0.9, steps: int = 7,
+    cost: Callable[[ArchSpec], float], max_ratio: float = 0.9, probes: tuple[float, ...] = (0.2, 0.4),
+    refinements: int = 2,
 ) -> tuple[float, ArchSpec, float]:
-    """Smallest pruning ratio whose candidate runs at <= `target` x the base latency
-    (bisection over [0, max_ratio]); returns (ratio, arch, relative latency)."""
-    lo, hi = 0.0, max_ratio
-    best = (max_ratio, shrink(max_ratio), latency(shrink(max_ratio)))
-    if best[2] > target:
-        return best  # the caller reports that the target is out of reach
-    for _ in range(steps):
-        mid = (lo + hi) / 2
-        arch = shrink(mid)
+    """The pruning ratio whose candidate runs at about `target` x the base latency.
+
+    Single timings on a shared machine are noisy, so the search does not bisect on them:
+    it measures a few candidates, fits relative latency as a linear function of relative
+    cost (MACs), solves that fit for the target, measures the solution, refits with it and
+    repeats `refinements` times. Returns (ratio, arch, measured relative latency) of the
+    last candidate that met the target (or of the last one measured, if none did).
+    """
+    base_cost = cost(shrink(0.0))
+    rel_cost = lambda r: cost(shrink(r)) / base_cost  # noqa: E731 - monotone in r
+    xs, ys = [1.0], [1.0]  # the unpruned model itself
+    for r in probes:
+        xs.append(rel_cost(r))
+        ys.append(latency(shrink(r)))
+        log.info("ratio %.3f -> cost %.3f, %.3f x base latency", r, xs[-1], ys[-1])
+    met: tuple[float, ArchSpec, float] | None = None
+    last: tuple[float, ArchSpec, float] | None = None
+    for _ in range(refinements + 1):
+        slope, intercept = np.polyfit(xs, ys, 1)
+        predict = lambda r: intercept + slope * rel_cost(r)  # noqa: E731
+        if predict(max_ratio) > target:
+            arch = shrink(max_ratio)
+            return max_ratio, arch, latency(arch)  # out of reach; the caller reports it
+        lo, hi = 0.0, max_ratio
+        for _ in range(20):  # bisection on the fitted model: cheap and noise-free
+            mid = (lo + hi) / 2
+            lo, hi = (lo, mid) if predict(mid) <= target else (mid, hi)
+        arch = shrink(hi)
         rel = latency(arch)
-        log.info("ratio %.3f -> %.3f x base latency (target %.3f)", mid, rel, target)
-        if rel <= target:
-            hi, best = mid, (mid, arch, rel)
-        else:
-            lo = mid
-    return best
+        log.info("ratio %.3f -> predicted %.3f, measured %.3f x base latency (target %.3f)",
+                 hi, predict(hi), rel, target)
+        last = (hi, arch, rel)
+        if rel <= target and (met is None or hi < met[0]):
+            met = last
+        xs.append(rel_cost(hi))
+        ys.append(rel)
+    return met or last  # type: ignore[return-value]

@@ -105,7 +105,8 @@ def time_pair(target: Timed, probe: Timed, warmup: int = 3, min_pairs: int = 15,
     return {
         "median_ms": statistics.median(times), "p10_ms": _quantile(times, 0.1),
         "p90_ms": _quantile(times, 0.9), "probe_ms": statistics.median(probes),
-        "ratio": statistics.median(ratios), "pairs": len(times),
+        "ratio": statistics.median(ratios), "ratio_p10": _quantile(ratios, 0.1),
+        "ratio_p90": _quantile(ratios, 0.9), "pairs": len(times),
     }
 
 

@@ -285,13 +285,36 @@ def stem_units(channels: int, act: str, size: int) -> list[tuple[str, Unit]]:
     return [("backbone.stem", Unit("stem", (("channels", channels), ("act", act)), ((1, 3, size, size),)))]
 
 
-# A segment is a cheap, hashable description of a run of units (the stem, one backbone row,
-# neck + head). Architectures share segments far more often than whole descriptions, so the
-# predictor caches per segment; `segment_units` turns one into its units.
+# A segment is a cheap, hashable description of a run of units: the stem, one backbone row,
+# the neck and head without the PAN blocks, one PAN block. Architectures share segments far
+# more often than whole descriptions, so the predictor caches per segment; `segment_units`
+# turns one into its units (always through the functions above).
 Segment = tuple
+_PAN_PARTS = ("neck.top_down", "neck.bottom_up")
+
+
+def _neck_head(nh: tuple, types: tuple[str, ...]) -> list[tuple[str, Unit]]:
+    out_channels, strides, width, kernel, extra, head, act, classes, num_outputs, size = nh
+    neck = NeckArch(width=width, block_types=types, kernel_size=kernel, num_extra_level=extra)  # type: ignore[arg-type]
+    return neck_head_units(out_channels, strides, neck, head, act, classes, num_outputs, size)
+
+
+def _neck_fixed(nh: tuple, n_blocks: int) -> list[tuple[str, Unit]]:
+    """Reduce convs, extra levels, head, tail: all but the PAN blocks (any block type will do)."""
+    return [pu for pu in _neck_head(nh, ("normal",) * n_blocks) if not pu[0].startswith(_PAN_PARTS)]
+
+
+def _pan_block(index: int, block: str, strides: tuple[int, ...], width: int, kernel: int, extra: int,
+               act: str, size: int, n_blocks: int) -> list[tuple[str, Unit]]:
+    """PAN block `index` (top-down blocks, then bottom-up) of type `block`. It sees neither
+    the backbone's channels nor the head, so those are left out of its segment."""
+    levels = len(strides) - extra
+    nh = ((width,) * levels, strides, width, kernel, extra, HeadArch(feat_channels=width), act, 1, 1, size)
+    return [[pu for pu in _neck_head(nh, (block,) * n_blocks) if pu[0].startswith(_PAN_PARTS)][index]]
+
 
 _SEGMENT_UNITS: dict[str, Callable[..., list[tuple[str, Unit]]]] = {
-    "stem": stem_units, "row": row_units, "neck_head": neck_head_units,
+    "stem": stem_units, "row": row_units, "neck": _neck_fixed, "pan": _pan_block,
 }
 _OUT_CHANNELS: dict[tuple, tuple[int, ...]] = {}
 _STRIDES: dict[tuple, tuple[int, ...]] = {}
@@ -312,11 +335,16 @@ def segments(arch: ArchSpec) -> list[Segment]:
     ckey = (bb.rows, bb.widths, bb.stem_channels, bb.out_stages)
     if ckey not in _OUT_CHANNELS:
         _OUT_CHANNELS[ckey] = bb.out_channels()
-    skey = (bb.rows, bb.out_stages, arch.neck.num_extra_level)
+    neck = arch.neck
+    skey = (bb.rows, bb.out_stages, neck.num_extra_level)
     if skey not in _STRIDES:
         _STRIDES[skey] = arch.strides
-    segs.append(("neck_head", _OUT_CHANNELS[ckey], _STRIDES[skey], arch.neck, arch.head,
-                 arch.activation, arch.num_classes, arch.num_outputs, arch.input_size))
+    nh = (_OUT_CHANNELS[ckey], _STRIDES[skey], neck.width, neck.kernel_size, neck.num_extra_level,
+          arch.head, arch.activation, arch.num_classes, arch.num_outputs, arch.input_size)
+    n = len(neck.block_types)
+    segs.append(("neck", nh, n))
+    segs += [("pan", i, t, _STRIDES[skey], neck.width, neck.kernel_size, neck.num_extra_level, arch.activation,
+              arch.input_size, n) for i, t in enumerate(neck.block_types)]
     return segs
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from ednas.arch import ArchSpec, MobileNeXtArch, NeckBlock
+from ednas.arch import BUILDER_VERSION, ArchSpec, MobileNeXtArch, NeckBlock
 from ednas.config import from_dict, load_yaml, to_dict
 from ednas.errors import ConfigError
 
@@ -116,15 +116,14 @@ class SearchSpace:
         """Stable short hash of the genes and the resolved base architecture (not of file
         paths or formatting): tables measured for one space are refused by another."""
         payload = {"genes": {k: v for k, v in self.to_dict().items() if k != "base"},
-                   "base": self.base.to_dict()}
+                   "base": self.base.to_dict(), "builder": BUILDER_VERSION}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     # -- decoding ------------------------------------------------------------------------
     def decode(self, choose: Chooser) -> ArchSpec:
-        """The ArchSpec for the genes `choose` picks. KR genes exist only for the blocks that
-        are eligible under the chosen widths (widths can turn a stride-2 block into a
-        sandglass block), named by block index so a gene always means the same block."""
+        """The ArchSpec for the genes `choose` picks. One KR gene per KR-eligible (sandglass)
+        block, named by block index so a gene always means the same block."""
         cfg, base = self.config, self.base
         backbone = base.backbone
         assert isinstance(backbone, MobileNeXtArch)

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from ednas.compress import QuantizeConfig, quantize
+from ednas.compress.quantize import QuantizeConfig, quantize
 from ednas.compress.quantize_model import contract_of, convert_opset, opset_of, tail_nodes
 from ednas.compress.quantize_search import AccuracyBoundError
 from ednas.errors import EdnasError, InputError, ModelMismatchError
