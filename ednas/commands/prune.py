@@ -186,7 +186,7 @@ def _evaluate(model, recipe, args) -> float:
 def _finetune(pruned, teacher, recipe, args, work):
     import dataclasses
 
-    from ednas.models import build_model, load_checkpoint, save_checkpoint
+    from ednas.models import build_model, save_checkpoint
     from ednas.train.datasets import build_train_set, with_data
     from ednas.train.trainer import Trainer
 

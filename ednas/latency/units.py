@@ -23,9 +23,9 @@ from torch import nn
 
 from ednas.arch import ArchSpec, HeadArch, MobileNeXtArch, NeckArch, SandglassSpec
 from ednas.errors import ConfigError
-from ednas.models.detector import Detector
-from ednas.models.ghost_pan import GhostPAN, upsample2x
-from ednas.models.heads import NanoDetPlusHead
+from ednas.models.ghost_pan import GhostPAN
+from ednas.models.heads import NanoDetPlusHead, deploy_output
+from ednas.models.layers import fuse_bn
 from ednas.models.mobilenext import MobileNeXt, SandglassBlock
 
 if TYPE_CHECKING:
@@ -77,13 +77,11 @@ def _fmt(value: Any) -> str:
 
 # -- unit modules -----------------------------------------------------------------------------
 class UnitModule(nn.Module):
-    """Base of the unit wrappers. `fuse` is the detector's own BN folding, so a unit's ONNX
+    """Base of the unit wrappers: `fuse` is the detector's own BN folding, so a unit's ONNX
     graph matches the exported model's (KR gate frozen, BN folded)."""
 
-    def detach_aux(self) -> None:  # Detector.fuse calls it; units have no auxiliary branch
-        pass
-
-    fuse = Detector.fuse
+    def fuse(self) -> nn.Module:
+        return fuse_bn(self)
 
 
 class Single(UnitModule):
@@ -95,39 +93,16 @@ class Single(UnitModule):
         return self.module(x)
 
 
-class TopDown(UnitModule):
-    """GhostPAN top-down step: block(cat(upsample(coarse), fine))."""
+class PanStep(UnitModule):
+    """One step of a (single-step) GhostPAN: `step` is "top_down", "bottom_up" or "extra"."""
 
-    def __init__(self, block: nn.Module) -> None:
+    def __init__(self, pan: GhostPAN, step: str) -> None:
         super().__init__()
-        self.block = block
+        self.pan = pan
+        self.step = step
 
-    def forward(self, coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
-        return self.block(torch.cat([upsample2x(coarse), fine], 1))
-
-
-class BottomUp(UnitModule):
-    """GhostPAN bottom-up step: block(cat(downsample(fine), inner))."""
-
-    def __init__(self, down: nn.Module, block: nn.Module) -> None:
-        super().__init__()
-        self.down = down
-        self.block = block
-
-    def forward(self, fine: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
-        return self.block(torch.cat([self.down(fine), inner], 1))
-
-
-class ExtraLevel(UnitModule):
-    """GhostPAN extra level: conv_in(coarsest reduced input) + conv_out(last output)."""
-
-    def __init__(self, conv_in: nn.Module, conv_out: nn.Module) -> None:
-        super().__init__()
-        self.conv_in = conv_in
-        self.conv_out = conv_out
-
-    def forward(self, top: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-        return self.conv_in(top) + self.conv_out(last)
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return getattr(self.pan, self.step)(0, a, b)
 
 
 class Tail(UnitModule):
@@ -138,9 +113,7 @@ class Tail(UnitModule):
         self.num_classes = num_classes
 
     def forward(self, *levels: torch.Tensor) -> torch.Tensor:
-        out = torch.cat(levels, dim=1)  # (N, A, K)
-        c = self.num_classes
-        return torch.cat([out[..., :c].sigmoid(), out[..., c:]], dim=-1)
+        return deploy_output(torch.cat(levels, dim=1), self.num_classes)  # (N, A, K)
 
 
 def _pan(cin: tuple[int, ...], width: int, types: tuple[str, ...], kernel: int, extra: int, act: str) -> GhostPAN:
@@ -163,17 +136,15 @@ def _reduce(cin: int, width: int, act: str) -> nn.Module:
 
 
 def _top_down(block: str, width: int, kernel: int, act: str) -> nn.Module:
-    return TopDown(_pan((width, width), width, (block, block), kernel, 0, act).top_down_blocks[0])
+    return PanStep(_pan((width, width), width, (block, block), kernel, 0, act), "top_down")
 
 
 def _bottom_up(block: str, width: int, kernel: int, act: str) -> nn.Module:
-    pan = _pan((width, width), width, (block, block), kernel, 0, act)
-    return BottomUp(pan.downsamples[0], pan.bottom_up_blocks[0])
+    return PanStep(_pan((width, width), width, (block, block), kernel, 0, act), "bottom_up")
 
 
 def _extra(width: int, kernel: int, act: str) -> nn.Module:
-    pan = _pan((width,), width, (), kernel, 1, act)
-    return ExtraLevel(pan.extra_lvl_in_conv[0], pan.extra_lvl_out_conv[0])
+    return PanStep(_pan((width,), width, (), kernel, 1, act), "extra")
 
 
 def _head(width: int, feat: int, stacked: int, kernel: int, decoupled: bool, reg_max: int,

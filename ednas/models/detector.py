@@ -10,9 +10,8 @@ from torch import nn
 
 from ednas.arch import ArchSpec, MobileNeXtArch, ShuffleNetV2Arch
 from ednas.models.ghost_pan import GhostPAN
-from ednas.models.heads import NanoDetPlusHead, SimpleConvHead
-from ednas.models.kernel_refine import KernelRefineConv
-from ednas.models.layers import ConvBNAct, fold_bn
+from ednas.models.heads import NanoDetPlusHead, SimpleConvHead, deploy_output
+from ednas.models.layers import fuse_bn
 from ednas.models.mobilenext import MobileNeXt
 from ednas.models.shufflenetv2 import ShuffleNetV2
 
@@ -64,9 +63,7 @@ class Detector(nn.Module):
 
     def inference(self, x: torch.Tensor) -> torch.Tensor:
         """The deployment contract: sigmoid class scores || raw distribution logits."""
-        out = self.forward(x)
-        c = self.arch.num_classes
-        return torch.cat([out[..., :c].sigmoid(), out[..., c:]], dim=-1)
+        return deploy_output(self.forward(x), self.arch.num_classes)
 
     def forward_train(self, x: torch.Tensor, detach_aux: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Raw logits of the head and of the auxiliary head (None if not attached).
@@ -83,20 +80,12 @@ class Detector(nn.Module):
         aux_out = self.aux_head([torch.cat([f, a], dim=1) for f, a in zip(fpn_feats, aux_feats)])
         return out, aux_out
 
-    @torch.no_grad()
     def fuse(self) -> "Detector":
-        """Fold every BatchNorm that directly follows a conv into it (in place, eval only).
-        The BN behind a KR gate stays (the gate multiplies in between); the gate's own BN
-        is frozen into a 1x1 conv. Outputs are unchanged to float tolerance."""
+        """Deploy form: auxiliary branch dropped, every BN that directly follows a conv
+        folded into it (the KR gate's BN is frozen into its 1x1 gate conv; the BN behind a
+        KR gate stays). Outputs are unchanged to float tolerance."""
         self.detach_aux()
-        self.eval()
-        for module in self.modules():
-            if isinstance(module, ConvBNAct):
-                if isinstance(module.conv, KernelRefineConv):
-                    module.conv.fuse()
-                elif isinstance(module.bn, nn.BatchNorm2d):
-                    module.conv = fold_bn(module.conv, module.bn)
-                    module.bn = nn.Identity()
+        fuse_bn(self)
         return self
 
 

@@ -87,18 +87,28 @@ class GhostPAN(nn.Module):
         self.extra_lvl_out_conv = nn.ModuleList(
             [DepthwiseSeparable(w, w, k, 2, act) for _ in range(arch.num_extra_level)])
 
+    def top_down(self, i: int, coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
+        """Top-down step i: block(cat(upsample(coarse), fine))."""
+        return self.top_down_blocks[i](torch.cat([upsample2x(coarse), fine], 1))
+
+    def bottom_up(self, i: int, fine: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
+        """Bottom-up step i: block(cat(downsample(fine), inner))."""
+        return self.bottom_up_blocks[i](torch.cat([self.downsamples[i](fine), inner], 1))
+
+    def extra(self, i: int, top: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """Extra level i: conv_in(coarsest reduced input) + conv_out(last output)."""
+        return self.extra_lvl_in_conv[i](top) + self.extra_lvl_out_conv[i](last)
+
     def forward(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
         inputs = [reduce(x) for x, reduce in zip(inputs, self.reduce_layers)]
         # top-down: coarse to fine
         inner_outs = [inputs[-1]]
-        for i, block in enumerate(self.top_down_blocks):
-            feat_low = inputs[-2 - i]
-            inner_outs.insert(0, block(torch.cat([upsample2x(inner_outs[0]), feat_low], 1)))
+        for i in range(len(self.top_down_blocks)):
+            inner_outs.insert(0, self.top_down(i, inner_outs[0], inputs[-2 - i]))
         # bottom-up: fine to coarse
         outs = [inner_outs[0]]
-        for i, (down, block) in enumerate(zip(self.downsamples, self.bottom_up_blocks)):
-            outs.append(block(torch.cat([down(outs[-1]), inner_outs[i + 1]], 1)))
-        # extra levels
-        for conv_in, conv_out in zip(self.extra_lvl_in_conv, self.extra_lvl_out_conv):
-            outs.append(conv_in(inputs[-1]) + conv_out(outs[-1]))
+        for i in range(len(self.bottom_up_blocks)):
+            outs.append(self.bottom_up(i, outs[-1], inner_outs[i + 1]))
+        for i in range(len(self.extra_lvl_in_conv)):
+            outs.append(self.extra(i, inputs[-1], outs[-1]))
         return outs

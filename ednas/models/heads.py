@@ -15,6 +15,12 @@ def _flatten_levels(outputs: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([o.flatten(start_dim=2) for o in outputs], dim=2).permute(0, 2, 1)
 
 
+def deploy_output(logits: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Raw logits (N, A, C + 4*(R+1)) -> the deployment contract: sigmoid class scores ||
+    raw distribution logits."""
+    return torch.cat([logits[..., :num_classes].sigmoid(), logits[..., num_classes:]], dim=-1)
+
+
 class NanoDetPlusHead(nn.Module):
     """Per level (weights not shared): `stacked_convs` depthwise-separable convs, then a 1x1 conv
     to num_classes + 4*(reg_max+1). Decoupled (l variant): classes by a 1x1 conv, regression by

@@ -67,6 +67,21 @@ def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
 
 
 @torch.no_grad()
+def fuse_bn(root: nn.Module) -> nn.Module:
+    """Fold every BatchNorm that directly follows a conv into it (in place; eval mode).
+    A conv module with its own `fuse` (kernel refine) freezes itself instead, and its BN
+    stays: the gate multiplies between the two."""
+    for module in root.modules():
+        if isinstance(module, ConvBNAct):
+            if hasattr(module.conv, "fuse"):
+                module.conv.fuse()
+            elif isinstance(module.bn, nn.BatchNorm2d):
+                module.conv = fold_bn(module.conv, module.bn)
+                module.bn = nn.Identity()
+    return root.eval()
+
+
+@torch.no_grad()
 def set_bn_affine(bn: nn.BatchNorm2d, scale: torch.Tensor, shift: torch.Tensor) -> None:
     """Make `bn` compute x * scale + shift in eval mode (running stats 0 / 1 - eps)."""
     bn.running_mean.zero_()
