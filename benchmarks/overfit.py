@@ -43,23 +43,23 @@ def subset_json(ann: Path, n: int, out: Path) -> Path:
     return out
 
 
-def reinit_head(weights: str, arch, out: Path) -> Path:
-    """`weights` with the detection head's tensors replaced by a fresh model's, saved to `out`."""
-    import torch
+def reinit_head(trainer) -> None:
+    """Re-initialise the detection head of `trainer`'s model in place (after the trainer has
+    loaded --weights and unfolded its BatchNorms), and restart the EMA from the result.
 
-    from ednas.models import build_model, save_checkpoint
-    from ednas.models.checkpoint import load_state, read_checkpoint
+    Done here, not by saving a checkpoint with a fresh head: the trainer would take the fresh
+    head's BNs (running mean 0, variance 1) for folded ones and "unfold" them to keep their
+    eval output, shrinking their scale to the std of the tiny initial activations (~1e-2)."""
+    from torch import nn
 
-    ckpt = read_checkpoint(weights)
-    ema = ckpt.get("ema")
-    state = ema["model"] if isinstance(ema, dict) and "model" in ema else ckpt["model"]
-    torch.manual_seed(0)
-    fresh = build_model(arch)
-    fresh_state = fresh.state_dict()
-    kept = {k: v for k, v in state.items() if not k.startswith(("head.", "aux_"))}
-    load_state(fresh, {**fresh_state, **kept}, str(weights))
-    save_checkpoint(out, fresh, source=f"{weights} (head re-initialised)")
-    return out
+    from ednas.train.ema import ModelEMA
+
+    head = trainer.model.head
+    for m in head.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.reset_parameters()
+    head.init_weights()
+    trainer.ema = ModelEMA(trainer.model, trainer.cfg.ema_decay, trainer.cfg.ema_warmup)
 
 
 def _load() -> str:
@@ -110,13 +110,12 @@ def main() -> int:
         warmup_steps=args.warmup, val_interval=args.eval_every, lr=args.lr or recipe.train.lr,
     )
     recipe = dataclasses.replace(recipe, model=model, train=train)
-    weights = args.weights
-    if args.reinit_head:
-        weights = reinit_head(args.weights, model, out / "reinit_head.ckpt")
     dataset = CocoDataset(coco / "images", ann, recipe.class_names)
     transform = (TrainTransform if args.augment else ValTransform).from_config(recipe.data, model.input_size)
     trainer = Trainer(recipe, out / "run", TorchDetectionDataset(dataset, transform), dataset,
-                      weights=weights, progress=False)
+                      weights=args.weights, progress=False)
+    if args.reinit_head:
+        reinit_head(trainer)
 
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, device {trainer.env.device}")
@@ -142,7 +141,8 @@ def main() -> int:
             print(f"reached AP50 {metrics['AP50']:.3f} >= {args.target} after {trainer.step} steps, "
                   f"{time.perf_counter() - t0:.0f} s wall ({train_s:.0f} s training), load {_load()}")
             return 0
-    print(f"AP50 {trainer.last_metrics and trainer.last_metrics.get('AP50')} < {args.target} after {trainer.step} steps")
+    ap50 = (trainer.last_metrics or {}).get("AP50", float("nan"))
+    print(f"AP50 {ap50:.3f} < {args.target} after {trainer.step} steps, {time.perf_counter() - t0:.0f} s wall")
     return 1
 
 

@@ -24,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     target.add_argument("--ratio", type=float, help="fraction of every width to remove, e.g. 0.3")
     p.add_argument("--table", help="latency table (CSV) to search with; default: measure candidates")
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads for timing")
+    p.add_argument("--calib", metavar="DIR",
+                   help="images to recalibrate BatchNorm statistics on after pruning (default: --images)")
     p.add_argument("--images", help="evaluate before/after on these images (with --ann)")
     p.add_argument("--ann", help="COCO json (or VOC folder) for --images")
     p.add_argument("--finetune-epochs", type=int, default=0, help="distillation fine-tune epochs (needs --data)")
@@ -95,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
                 f"--target-latency {args.target_latency} is out of reach: removing 90% of every width "
                 f"still runs at {rel:.2f}x the unpruned model (target {goal:.2f}x); raise the target"
             )
-    pruned = prune_weights(model, target_arch)
+    calib = _calibration_batches(args.calib or args.images, base.input_size)
+    pruned = prune_weights(model, target_arch, calib)
     before, after = complexity(model), complexity(pruned)
 
     onnx_path = export_onnx(pruned, work / "pruned.onnx")
@@ -136,6 +139,18 @@ def run(args: argparse.Namespace) -> int:
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {out}, {arch_path}, {summary_path}")
     return 0
+
+
+def _calibration_batches(folder: str | None, size: int, images: int = 64, batch: int = 16):
+    """Pre-processed batches (N, 3, S, S) of up to `images` images of `folder` (None: no folder)."""
+    if not folder:
+        return None
+    import torch
+
+    from ednas.compress.quantize_calib import list_images, load_batch
+
+    files = list_images(folder, images)
+    return [torch.from_numpy(load_batch(files[i:i + batch], size)) for i in range(0, len(files), batch)]
 
 
 def _macs(arch) -> float:
@@ -197,7 +212,7 @@ def _finetune(pruned, teacher, recipe, args, work):
         warmup_steps=min(recipe.train.warmup_steps, 20), detach_epoch=0, val_interval=10**6,
     )
     ft_recipe = with_data(dataclasses.replace(recipe, model=pruned.arch, train=train_cfg), args.data, None)
-    trainer = Trainer(ft_recipe, work / "finetune", build_train_set(ft_recipe), None, weights=init, teacher=teacher)
+    trainer = Trainer(ft_recipe, work / "finetune", build_train_set(ft_recipe), None, weights=init, teacher=teacher, aux=False)
     trainer.fit()
     result = build_model(pruned.arch)
     result.load_state_dict({k: v for k, v in trainer.ema.model.state_dict().items()

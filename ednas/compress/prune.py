@@ -8,6 +8,11 @@ group magnitude go, together with everything coupled to them (residual chains, c
 the ghost2former product, depthwise convs). The kernel-refine gate is registered as a custom
 depthwise-like unit: its gate weights are the sums of its own (pruned) kernel, so removing
 a channel from the kernel is all it needs.
+
+Removing a channel also removes its mean contribution to every layer it fed, which shifts
+all activations downstream. Given calibration images, the BatchNorms are first given real
+statistics (imported weights have them folded away), and after pruning they re-estimate
+their statistics on the same images (AdaBN), which restores the activation distributions.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import torch
 import torch_pruning as tp
@@ -88,14 +93,21 @@ def _check_prunable(model: Detector) -> None:
         )
 
 
-def prune_weights(model: Detector, target: ArchSpec) -> Detector:
+def prune_weights(
+    model: Detector, target: ArchSpec, calib: Sequence[torch.Tensor] | None = None
+) -> Detector:
     """A new Detector of architecture `target` holding `model`'s most important channels.
 
-    `target` must be `model.arch` with narrower widths (see shrink_arch).
+    `target` must be `model.arch` with narrower widths (see shrink_arch). `calib`: batches
+    (N, 3, S, S) of pre-processed images to recalibrate BatchNorm statistics on.
     """
+    from ednas.train.bn_unfold import unfold_batchnorms
+
     _check_prunable(model)
     work = copy.deepcopy(model).cpu().eval()
     work.detach_aux()
+    if calib:
+        unfold_batchnorms(work, calib)
     pruned = build_model(target)
     target_out = {n: m.out_channels for n, m in pruned.named_modules() if isinstance(m, nn.Conv2d)}
     s = model.arch.input_size
@@ -123,5 +135,26 @@ def prune_weights(model: Detector, target: ArchSpec) -> Detector:
         if not graph.check_pruning_group(group):
             raise PruningError(f"{name}: removing {excess} channels would empty a layer; prune less")
         group.prune()
+    if calib:
+        recalibrate_batchnorms(work, calib)
     load_state(pruned, work.state_dict(), "pruned model")
     return pruned.eval()
+
+
+@torch.no_grad()
+def recalibrate_batchnorms(model: nn.Module, batches: Iterable[torch.Tensor]) -> None:
+    """Re-estimate every BatchNorm's running statistics on `batches` (cumulative average),
+    keeping its learned scale and shift."""
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative moving average over all batches
+    model.train()
+    try:
+        for batch in batches:
+            model(batch)
+    finally:
+        for bn, momentum in zip(bns, momenta):
+            bn.momentum = momentum
+        model.eval()

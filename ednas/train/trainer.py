@@ -76,7 +76,7 @@ class Trainer:
         self, recipe: Recipe, out_dir: str | Path, train_set: Dataset,
         val_set: Any | None = None, weights: str | Path | None = None, resume: bool = False,
         collate_fn: Callable[[list], dict] | None = None, progress: bool = True,
-        teacher: nn.Module | None = None,
+        teacher: nn.Module | None = None, aux: bool = True,
     ) -> None:
         self.recipe = recipe
         self.cfg = cfg = recipe.train
@@ -95,7 +95,9 @@ class Trainer:
         self.collate_fn = collate_fn
 
         torch.manual_seed(cfg.seed)  # identical initial weights on every process
-        self.model = build_model(recipe.model, aux=True).to(self.env.device)
+        # aux=False trains without the assign guidance module (labels are then assigned with
+        # the main head): a distillation fine-tune is guided by its teacher, at half the cost
+        self.model = build_model(recipe.model, aux=aux).to(self.env.device)
         _seed_everything(cfg.seed + self.env.rank)  # then per-process augmentation streams
         self.loader_batch = cfg.batch_size // self.env.world_size
         self.steps_per_epoch = len(self._loader(0))
