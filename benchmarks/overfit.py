@@ -15,6 +15,8 @@ Expected: from the released weights (`ednas import-onnx ... --out s.ckpt`, then
 within a few dozen steps; from scratch it takes a few hundred steps (a GPU run). With
 --reinit-head the backbone and neck come from --weights and the head starts from its fresh
 initialisation (the detection head has to be learnt again; the aux branch always is).
+Measured: --weights s.ckpt --reinit-head --size 256 reached AP50 0.910 after 30 steps, 223 s
+wall on a shared 2-core CPU (load ~3, one thread); AP50 0.385 / 0.867 / 0.910 at steps 10/20/30.
 
 One torch thread by default: on a shared 2-core machine two threads made steps 10-20x slower.
 """
@@ -49,7 +51,11 @@ def reinit_head(trainer) -> None:
 
     Done here, not by saving a checkpoint with a fresh head: the trainer would take the fresh
     head's BNs (running mean 0, variance 1) for folded ones and "unfold" them to keep their
-    eval output, shrinking their scale to the std of the tiny initial activations (~1e-2)."""
+    eval output, shrinking their scale to the std of the tiny initial activations (~1e-2).
+    The head's BN statistics are then measured on the training images: the 0.01-std convs
+    give activations of variance ~1e-5, and a running variance left at 1 needs ~100 steps of
+    momentum 0.1 to come down, all the while the evaluated (eval-mode) head scores < 0.05."""
+    import torch
     from torch import nn
 
     from ednas.train.ema import ModelEMA
@@ -59,6 +65,18 @@ def reinit_head(trainer) -> None:
         if isinstance(m, nn.BatchNorm2d):
             m.reset_parameters()
     head.init_weights()
+    bns = [m for m in head.modules() if isinstance(m, nn.BatchNorm2d)]
+    model = trainer.model
+    momenta = [bn.momentum for bn in bns]
+    with torch.no_grad():
+        for bn in bns:
+            bn.reset_running_stats()
+            bn.momentum = None  # cumulative average over the batches below
+        model.train()
+        for img in trainer._images(trainer.cfg.bn_unfold_images):
+            model.forward_train(img, detach_aux=True)
+        for bn, momentum in zip(bns, momenta):
+            bn.momentum = momentum
     trainer.ema = ModelEMA(trainer.model, trainer.cfg.ema_decay, trainer.cfg.ema_warmup)
 
 

@@ -94,3 +94,24 @@ def test_parse_target(text, expected):
 def test_parse_target_rejects_garbage():
     with pytest.raises(InputError, match="write e.g. 8ms or 75%"):
         parse_target("fast")
+
+
+def test_recalibration_tracks_the_data():
+    from torch import nn
+
+    from ednas.compress.prune import recalibrate_batchnorms
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4)).eval()
+    batches = [torch.randn(8, 3, 5, 5) * 2 + 1 for _ in range(3)]
+    recalibrate_batchnorms(net, batches)
+    with torch.no_grad():
+        feats = torch.cat([net[0](b) for b in batches])
+    torch.testing.assert_close(net[1].running_mean, feats.mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-4)
+    assert not net.training and net[1].momentum == 0.1
+
+
+def test_pruning_with_calibration_runs(small):
+    calib = [torch.randn(4, 3, 96, 96)]
+    pruned = prune_weights(small, shrink_arch(small.arch, 0.25), calib)
+    with torch.no_grad():
+        assert torch.isfinite(pruned.inference(torch.randn(1, 3, 96, 96))).all()
