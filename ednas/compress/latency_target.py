@@ -60,15 +60,17 @@ class PredictedLatency:
 def find_ratio(
     shrink: Callable[[float], ArchSpec], latency: RelativeLatency, target: float,
     cost: Callable[[ArchSpec], float], max_ratio: float = 0.9, probes: tuple[float, ...] = (0.2, 0.4),
-    refinements: int = 2,
+    refinements: int = 4, tolerance: float = 0.02,
 ) -> tuple[float, ArchSpec, float]:
     """The pruning ratio whose candidate runs at about `target` x the base latency.
 
     Single timings on a shared machine are noisy, so the search does not bisect on them:
     it measures a few candidates, fits relative latency as a linear function of relative
     cost (MACs), solves that fit for the target, measures the solution, refits with it and
-    repeats `refinements` times. Returns (ratio, arch, measured relative latency) of the
-    last candidate that met the target (or of the last one measured, if none did).
+    repeats up to `refinements` times, each fit over the three points nearest the target.
+    A measurement within `tolerance` (relative) of the target meets it: closer than that,
+    timing noise decides. Returns (ratio, arch, measured relative latency) of the least
+    pruned candidate that met the target, else of the fastest one measured.
     """
     base_cost = cost(shrink(0.0))
     rel_cost = lambda r: cost(shrink(r)) / base_cost  # noqa: E731 - monotone in r
@@ -80,7 +82,8 @@ def find_ratio(
     met: tuple[float, ArchSpec, float] | None = None
     last: tuple[float, ArchSpec, float] | None = None
     for _ in range(refinements + 1):
-        slope, intercept = np.polyfit(xs, ys, 1)
+        near = sorted(range(len(ys)), key=lambda i: abs(ys[i] - target))[:3]
+        slope, intercept = np.polyfit([xs[i] for i in near], [ys[i] for i in near], 1)
         predict = lambda r: intercept + slope * rel_cost(r)  # noqa: E731
         if predict(max_ratio) > target:
             arch = shrink(max_ratio)
@@ -93,9 +96,13 @@ def find_ratio(
         rel = latency(arch)
         log.info("ratio %.3f -> predicted %.3f, measured %.3f x base latency (target %.3f)",
                  hi, predict(hi), rel, target)
-        last = (hi, arch, rel)
-        if rel <= target and (met is None or hi < met[0]):
-            met = last
+        if rel <= target * (1 + tolerance):
+            if met is None or hi < met[0]:
+                met = (hi, arch, rel)
+            if rel >= target * (1 - tolerance):
+                break  # on target
+        if last is None or rel < last[2]:
+            last = (hi, arch, rel)
         xs.append(rel_cost(hi))
         ys.append(rel)
     return met or last  # type: ignore[return-value]
