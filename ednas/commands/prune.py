@@ -215,7 +215,7 @@ def _finetune(pruned, teacher, recipe, args, work):
     save_checkpoint(init, pruned)
     train_cfg = dataclasses.replace(
         recipe.train, epochs=args.finetune_epochs, batch_size=args.batch_size, lr=args.lr,
-        warmup_steps=min(recipe.train.warmup_steps, 20), detach_epoch=0, val_interval=10**6,
+        min_lr=args.lr / 10, warmup_steps=3, detach_epoch=0, val_interval=10**6,  # a short run
     )
     ft_recipe = with_data(dataclasses.replace(recipe, model=pruned.arch, train=train_cfg), args.data, None)
     trainer = Trainer(ft_recipe, work / "finetune", build_train_set(ft_recipe), None, weights=init, teacher=teacher, aux=False)
