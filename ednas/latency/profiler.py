@@ -104,7 +104,7 @@ def _check_resume(path: Path, meta: TableMeta) -> None:
 
 # -- local profiling ---------------------------------------------------------------------------
 def profile(space: SearchSpace, out: Path, device: str = "cpu", precision: Precision = "fp32",
-            threads: int = 2, spin: bool = False, calib_models: int = 8, progress: bool = True,
+            threads: int = 2, spin: bool = False, calib_models: int = 24, progress: bool = True,
             stop_after: int | None = None, timing: dict[str, Any] | None = None) -> TableMeta:
     """Measure what `out` lacks, then calibrate. `stop_after` measures at most that many
     items and returns (an interrupted run, for tests); `timing` overrides runner.time_pair's
@@ -215,7 +215,7 @@ def _robust_lstsq(x: np.ndarray, y: np.ndarray, scale_range: tuple[float, float]
 
 # -- remote targets ----------------------------------------------------------------------------
 def write_bundle(space: SearchSpace, bundle: Path, precision: Precision = "fp32", threads: int = 2,
-                 spin: bool = False, calib_models: int = 8, progress: bool = True,
+                 spin: bool = False, calib_models: int = 24, progress: bool = True,
                  timing: dict[str, Any] | None = None) -> int:
     """Unit and calibration ONNX files, the probe, a manifest and the standalone runner
     (`timing` overrides its repeat settings). Returns the number of files to measure."""
