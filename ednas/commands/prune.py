@@ -52,7 +52,6 @@ def parse_target(text: str) -> tuple[str, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
     import json
     import tempfile
     from pathlib import Path
@@ -141,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     arch_path = out.with_suffix(".arch.yml")
     summary_path = out.with_suffix(".json")
     save_checkpoint(out, pruned, source=str(args.weights), pruning=summary)
-    dataclasses.replace(pruned.arch).save(arch_path)
+    pruned.arch.save(arch_path)
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {out}, {arch_path}, {summary_path}")
     return 0
@@ -189,14 +188,11 @@ def _table_latency(table: str, base, fallback):
 
 
 def _evaluate(model, recipe, args) -> float:
-    from ednas.data import build_dataset
+    from ednas.data import build_dataset, split_from_paths
     from ednas.eval.coco_eval import evaluate
     from ednas.eval.predictors import TorchPredictor
-    from ednas.recipe import DatasetConfig
-    from pathlib import Path
 
-    fmt = "voc" if Path(args.ann).is_dir() else "coco"
-    dataset = build_dataset(DatasetConfig(format=fmt, images=args.images, ann=args.ann), recipe.class_names)
+    dataset = build_dataset(split_from_paths(args.images, args.ann), recipe.class_names)
     arch, data = model.arch, recipe.data
     result = evaluate(TorchPredictor(model), dataset, recipe.class_names, strides=arch.strides,
                       reg_max=arch.head.reg_max, keep_ratio=data.keep_ratio, mean=data.mean, std=data.std,

@@ -33,11 +33,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ednas.commands._common import load_model
-    from ednas.data import build_dataset
+    from ednas.data import build_dataset, split_from_paths
     from ednas.errors import InputError
     from ednas.eval.coco_eval import METRICS, evaluate
     from ednas.eval.predictors import OnnxPredictor, TorchPredictor
-    from ednas.recipe import DatasetConfig, load_recipe
+    from ednas.recipe import load_recipe
 
     if args.batch < 1:
         raise InputError(f"--batch {args.batch}: give a positive number of images")
@@ -53,8 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if bool(args.images) != bool(args.ann):
         raise InputError("give both --images DIR and --ann JSON|DIR, or neither (to use the recipe's data.val)")
     if args.images:
-        fmt = "voc" if Path(args.ann).is_dir() else "coco"
-        split = DatasetConfig(format=fmt, images=args.images, ann=args.ann)
+        split = split_from_paths(args.images, args.ann)
     else:
         split = recipe.data.val
         if not (split.images and split.ann):

@@ -26,3 +26,12 @@ def build_dataset(cfg: "DatasetConfig", class_names: Sequence[str]) -> "Detectio
 
         return VocDataset(cfg.images, cfg.ann, class_names)
     raise ConfigError(f"data format {cfg.format!r} is not one of {', '.join(DATASET_FORMATS)}")
+
+
+def split_from_paths(images: str, ann: str) -> "DatasetConfig":
+    """A split given on the command line: `ann` a COCO json, or a folder of VOC XML files."""
+    from pathlib import Path
+
+    from ednas.recipe import DatasetConfig
+
+    return DatasetConfig(format="voc" if Path(ann).is_dir() else "coco", images=images, ann=ann)
