@@ -93,6 +93,7 @@ class TrainConfig:
     distill_reg_weight: float = 1.0  # ... and box-distribution (localization) distillation
     val_interval: int = 10  # epochs between evaluations
     workers: int = 2  # data-loader processes
+    channels_last: bool = False  # NHWC tensors: about 20 % faster CPU steps for depthwise-heavy models
     seed: int = 0
 
 

@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.add_argument("--val-fraction", type=float, default=0.2,
                        help="share of images in the held-out val split (default 0.2)")
+    synth.add_argument("--min-object", type=float, default=8.0, metavar="PX",
+                       help="smallest object diameter in pixels (default 8; sizes are log-uniform "
+                            "up to half the shorter image side)")
     synth.set_defaults(func=run_synth)
 
 
@@ -27,7 +30,7 @@ def run_synth(args: argparse.Namespace) -> int:
     from ednas.data.classes import SHAPE_CLASSES
     from ednas.data.synth import generate
 
-    out = generate(args.out, args.images, args.size, args.seed, args.val_fraction)
+    out = generate(args.out, args.images, args.size, args.seed, args.val_fraction, args.min_object)
     print(f"wrote {out.num_train + out.num_val} images ({out.num_train} train, {out.num_val} val), "
           f"{out.num_boxes} boxes of {len(SHAPE_CLASSES)} classes ({', '.join(SHAPE_CLASSES)})")
     print(f"  images: {out.images}\n  train:  {out.train}\n  val:    {out.val}")

@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     mode.add_argument("--validate", type=int, metavar="N", help="predicted vs measured on N random architectures")
     p.add_argument("--table", metavar="CSV", help="with --validate: the table to check (default: as --out)")
     p.add_argument("--seed", type=int, default=0, help="with --validate: sampling seed")
+    p.add_argument("--passes", type=int, default=2, metavar="K",
+                   help="with --validate: measure every model K times, minutes apart; with K >= 2 the report "
+                        "shows how well a measurement repeats (the noise floor of the check; default 2)")
     p.set_defaults(func=run)
 
 
@@ -62,16 +65,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace, space, table_path: Path) -> int:
+    from ednas.errors import InputError
     from ednas.latency.table import LatencyTable
     from ednas.latency.validate import plot_report, validate
 
     table = LatencyTable.load(table_path, space.fingerprint())
     out = Path(args.out or f"latency_validation_{table.meta.precision}")
-    report = validate(table, space, args.validate, out, seed=args.seed)
+    if args.passes < 1:
+        raise InputError(f"--passes {args.passes}: give at least 1")
+    report = validate(table, space, args.validate, out, seed=args.seed, passes=args.passes)
     png = plot_report(report, out / "scatter.png")
     print(f"{args.validate} architectures, {table.meta.precision}, {table.meta.threads} threads; "
           f"probe {report.probe_now_ms:.2f} ms now vs {table.meta.probe_ms:.2f} ms in the table")
     for name, m in (("raw", report.raw), ("compensated", report.compensated)):
         print(f"{name:>12}: MAPE {m.mape:5.1f} %, within 5 % {m.within5:5.1f} %, within 10 % {m.within10:5.1f} %")
+    if report.repeat is not None:
+        m = report.repeat
+        print(f"{'repeat':>12}: MAPE {m.mape:5.1f} %, within 5 % {m.within5:5.1f} %, within 10 % {m.within10:5.1f} %"
+              "   (pass 2 vs pass 1 of the same files: the measurement's own noise)")
     print(f"wrote {out / 'validation.csv'}, {png} and the ONNX files to {out}")
     return 0

@@ -13,8 +13,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--images", metavar="DIR", help="annotated selection images (accuracy-aware mode)")
     p.add_argument("--ann", metavar="JSON", help="COCO annotations of --images")
     p.add_argument("--max-drop", type=float, default=0.5, help="allowed mAP drop in points (default 0.5)")
-    p.add_argument("--backend", choices=("ort", "inc"), default="ort")
-    p.add_argument("--calib-method", choices=("minmax", "entropy", "percentile", "mse"), default="percentile")
+    p.add_argument("--backend", choices=("ort", "inc"), default="ort",
+                   help="ort: ONNX Runtime QDQ; inc: Intel Neural Compressor PT2E (pip install 'ednas[inc]')")
+    p.add_argument("--recipe", metavar="NAME",
+                   help="architecture the ONNX was exported from (e.g. enhanced_nanodet_s); needed by --backend inc")
+    p.add_argument("--calib-method", choices=("minmax", "entropy", "percentile", "mse"),
+                   help="default: percentile (ort), minmax (inc; inc supports minmax and entropy)")
     p.add_argument("--num-calib", type=int, default=64, metavar="N", help="calibration images (default 64)")
     p.add_argument("--threads", type=int, default=2, help="ORT threads for evaluation and timing")
     p.add_argument("--out", metavar="OUT.onnx", help="default: MODEL.int8.onnx")
@@ -28,13 +32,14 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else Path(args.model).with_suffix(".int8.onnx")
     config = QuantizeConfig(
-        backend=args.backend, calib_method=args.calib_method, num_calib=args.num_calib,
+        backend=args.backend, calib_method=args.calib_method, recipe=args.recipe, num_calib=args.num_calib,
         max_drop=args.max_drop, threads=args.threads,
     )
     s = quantize(args.model, args.calib, out, args.images, args.ann, config)
     if "fp32_map" in s:
+        fallback = f", {len(s['fp32_tensors'])} tensors in FP32" if "fp32_tensors" in s else ""
         print(f"mAP FP32 {s['fp32_map'] * 100:.2f} -> INT8 {s['int8_map'] * 100:.2f} "
-              f"(drop {s['drop_points']:.2f} points, {len(s['fp32_tensors'])} tensors in FP32)")
+              f"(drop {s['drop_points']:.2f} points{fallback})")
     lat = s["latency"]
     print(f"latency FP32 {lat['reference_ms']:.1f} ms, INT8 {lat['candidate_ms']:.1f} ms "
           f"({lat['threads']} threads, interleaved): {s['speedup']:.2f}x")

@@ -91,13 +91,15 @@ def convert_opset(model: onnx.ModelProto, target: int = MIN_OPSET) -> onnx.Model
 
 
 def prepare(model: onnx.ModelProto, work_dir: str | Path) -> Path:
-    """Opset conversion + `quant_pre_process` (shape inference, ORT graph optimisations);
-    returns the path of the prepared model inside `work_dir`."""
+    """Opset conversion, the exact rewrites of `onnx_rewrite` and `quant_pre_process` (shape
+    inference, ORT graph optimisations); returns the path of the prepared model in `work_dir`."""
     from onnxruntime.quantization import quant_pre_process
+
+    from ednas.compress.onnx_rewrite import fold_gated_batchnorm
 
     work_dir = Path(work_dir)
     raw = work_dir / "opset.onnx"
-    onnx.save(convert_opset(model), str(raw))
+    onnx.save(fold_gated_batchnorm(convert_opset(model))[0], str(raw))
     out = work_dir / "prepared.onnx"
     quant_pre_process(str(raw), str(out), skip_symbolic_shape=True)
     return out
@@ -142,6 +144,9 @@ def save_atomic(model: onnx.ModelProto | Path, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".onnx")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; a model file is for sharing
     try:
         if isinstance(model, onnx.ModelProto):
             onnx.save(model, tmp)

@@ -47,15 +47,20 @@ class SynthSet:
 
 
 def generate(
-    out: str | Path, num_images: int, size: int = 320, seed: int = 0, val_fraction: float = 0.2
+    out: str | Path, num_images: int, size: int = 320, seed: int = 0, val_fraction: float = 0.2,
+    min_object: float = MIN_OBJECT,
 ) -> SynthSet:
-    """Write `num_images` images and their train/val COCO annotations under `out`."""
+    """Write `num_images` images and their train/val COCO annotations under `out`; object
+    diameters are log-uniform between `min_object` px and half the shorter image side."""
     if num_images < 1:
         raise InputError(f"--images {num_images}: give at least 1 image")
     if not 0 <= val_fraction < 1:
         raise InputError(f"--val-fraction {val_fraction}: must be in [0, 1)")
     if size < 32:
         raise InputError(f"--size {size}: must be at least 32 pixels")
+    if not 1 <= min_object < MAX_OBJECT_FRACTION * size * 0.75:
+        raise InputError(f"--min-object {min_object:g}: must be at least 1 and below "
+                         f"{MAX_OBJECT_FRACTION * size * 0.75:g} px for --size {size}")
     out = Path(out)
     images_dir, ann_dir = out / "images", out / "annotations"
     images_dir.mkdir(parents=True, exist_ok=True)
@@ -65,7 +70,7 @@ def generate(
     val_ids = set(np.random.default_rng(seed).permutation(num_images)[:num_val].tolist())
     splits: dict[str, dict[str, list]] = {"train": _empty(), "val": _empty()}
     for i in range(num_images):
-        img, objects = render_image(np.random.default_rng([seed, i]), size)
+        img, objects = render_image(np.random.default_rng([seed, i]), size, min_object)
         name = f"{i:06d}.jpg"
         cv2.imwrite(str(images_dir / name), img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         split = splits["val" if i in val_ids else "train"]
@@ -91,7 +96,9 @@ def _empty() -> dict[str, list]:
     return {"images": [], "annotations": [], "categories": categories}
 
 
-def render_image(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[tuple[int, list[float], float]]]:
+def render_image(
+    rng: np.random.Generator, size: int, min_object: float = MIN_OBJECT
+) -> tuple[np.ndarray, list[tuple[int, list[float], float]]]:
     """One image (BGR uint8, width `size`, height 75-100 % of it) and its objects as
     (label, [x, y, w, h] of the visible part, visible area in pixels)."""
     w, h = size, int(size * rng.uniform(0.75, 1.0))
@@ -100,7 +107,7 @@ def render_image(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[
     for _ in range(int(rng.integers(1, 9))):
         for _attempt in range(5):
             label = int(rng.integers(len(SHAPE_CLASSES)))
-            mask = _shape_mask(rng, SHAPE_CLASSES[label], w, h)
+            mask = _shape_mask(rng, SHAPE_CLASSES[label], w, h, min_object)
             if cv2.countNonZero(mask) and all(
                 _left_visible(m, mask) >= MIN_VISIBLE * a for m, a in zip(masks, areas)
             ):
@@ -153,9 +160,9 @@ def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     return img
 
 
-def _shape_mask(rng: np.random.Generator, kind: str, w: int, h: int) -> np.ndarray:
+def _shape_mask(rng: np.random.Generator, kind: str, w: int, h: int, min_object: float) -> np.ndarray:
     """(h, w) uint8 mask of one shape at a random place, size (log-uniform) and rotation."""
-    diameter = math.exp(rng.uniform(math.log(MIN_OBJECT), math.log(MAX_OBJECT_FRACTION * min(w, h))))
+    diameter = math.exp(rng.uniform(math.log(min_object), math.log(MAX_OBJECT_FRACTION * min(w, h))))
     r = diameter / 2
     cx, cy = rng.uniform(-0.2 * r, w + 0.2 * r), rng.uniform(-0.2 * r, h + 0.2 * r)  # may be cut by the border
     rot = rng.uniform(0, 2 * math.pi)

@@ -48,8 +48,9 @@ class Sample:
     arch: ArchSpec
     predicted_ms: float
     measured_ms: float  # median now
-    compensated_ms: float  # on the table's probe scale
+    compensated_ms: float  # on the table's probe scale (median over the passes)
     probe_ms: float  # probe median during this model's pairs
+    passes_ms: tuple[float, ...] = ()  # compensated latency of each measuring pass
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Report:
     raw: Accuracy
     compensated: Accuracy
     probe_now_ms: float
+    repeat: Accuracy | None = None  # pass 2 against pass 1: the measurement's own noise floor
 
 
 def describe(arch: ArchSpec) -> str:
@@ -70,8 +72,13 @@ def describe(arch: ArchSpec) -> str:
 
 
 def validate(table: LatencyTable, space: SearchSpace, n: int, out: Path, seed: int = 0,
-             progress: bool = True) -> Report:
-    """Sample `n` architectures, export them to `out`, measure, and write validation.csv."""
+             progress: bool = True, passes: int = 1) -> Report:
+    """Sample `n` architectures, export them to `out`, measure, and write validation.csv.
+
+    With `passes` > 1 every model is measured again after all the others were (minutes
+    later, like the table's own units were), and the report says how far a second
+    measurement of the *same file* lands from the first: no predictor can be checked more
+    precisely than that on this machine."""
     from tqdm import tqdm
 
     m = table.meta
@@ -80,18 +87,30 @@ def validate(table: LatencyTable, space: SearchSpace, n: int, out: Path, seed: i
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         probe = runner.Timed(export_probe(Path(tmp) / "probe.onnx"), m.threads, m.spin)
+    archs, paths, runs = [], [], []
+    bar = tqdm(total=n * passes, desc="validating", unit="model", disable=not progress)
+    for k in range(passes):
+        for i in range(n):
+            if k == 0:
+                archs.append(space.sample(rng))
+                archs[i].save(out / f"arch_{i:03d}.yml")
+                paths.append(export_arch(archs[i], out / f"arch_{i:03d}.onnx", m.precision))  # type: ignore[arg-type]
+                runs.append([])
+            runs[i].append(runner.time_pair(runner.Timed(paths[i], m.threads, m.spin), probe, **runner.MODEL_TIMING))
+            bar.update()
+    bar.close()
     samples = []
-    for i in tqdm(range(n), desc="validating", unit="model", disable=not progress):
-        arch = space.sample(rng)
-        name = f"arch_{i:03d}"
-        arch.save(out / f"{name}.yml")
-        path = export_arch(arch, out / f"{name}.onnx", m.precision)  # type: ignore[arg-type]
-        stats = runner.time_pair(runner.Timed(path, m.threads, m.spin), probe, **runner.MODEL_TIMING)
-        samples.append(Sample(name, arch, predictor.predict(arch), stats["median_ms"],
-                              stats["ratio"] * m.probe_ms, stats["probe_ms"]))
+    for i, (arch, stats) in enumerate(zip(archs, runs)):
+        comp = tuple(s["ratio"] * m.probe_ms for s in stats)
+        samples.append(Sample(f"arch_{i:03d}", arch, predictor.predict(arch),
+                              statistics.median(s["median_ms"] for s in stats), statistics.median(comp),
+                              statistics.median(s["probe_ms"] for s in stats), comp))
     _write_csv(samples, out / "validation.csv")
+    repeat = None
+    if passes > 1:
+        repeat = Accuracy.of([s.passes_ms[0] for s in samples], [s.passes_ms[1] for s in samples])
     return Report(
-        samples,
+        samples, repeat=repeat,
         raw=Accuracy.of([s.predicted_ms for s in samples], [s.measured_ms for s in samples]),
         compensated=Accuracy.of([s.predicted_ms for s in samples], [s.compensated_ms for s in samples]),
         probe_now_ms=statistics.median(s.probe_ms for s in samples),
@@ -101,10 +120,12 @@ def validate(table: LatencyTable, space: SearchSpace, n: int, out: Path, seed: i
 def _write_csv(samples: list[Sample], path: Path) -> None:
     with path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["name", "arch", "predicted_ms", "measured_ms", "measured_compensated_ms", "probe_ms"])
+        w.writerow(["name", "arch", "predicted_ms", "measured_ms", "measured_compensated_ms", "probe_ms",
+                    "passes_compensated_ms"])
         for s in samples:
             w.writerow([s.name, describe(s.arch), f"{s.predicted_ms:.4f}", f"{s.measured_ms:.4f}",
-                        f"{s.compensated_ms:.4f}", f"{s.probe_ms:.4f}"])
+                        f"{s.compensated_ms:.4f}", f"{s.probe_ms:.4f}",
+                        " ".join(f"{v:.4f}" for v in s.passes_ms)])
 
 
 def plot_report(report: Report, path: Path) -> Path:

@@ -98,6 +98,8 @@ class Trainer:
         # aux=False trains without the assign guidance module (labels are then assigned with
         # the main head): a distillation fine-tune is guided by its teacher, at half the cost
         self.model = build_model(recipe.model, aux=aux).to(self.env.device)
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
         _seed_everything(cfg.seed + self.env.rank)  # then per-process augmentation streams
         self.loader_batch = cfg.batch_size // self.env.world_size
         self.steps_per_epoch = len(self._loader(0))
@@ -214,6 +216,7 @@ class Trainer:
         """One optimizer step on `batch`; returns the loss parts as floats."""
         device = self.env.device
         img = batch["img"].to(device, non_blocking=True)  # (N, 3, S, S)
+        img = img.contiguous(memory_format=self.memory_format)
         out, aux_out = self.train_model(img, detach_aux)  # (N, A, C + 4(R+1)) each
         loss, parts = self.loss_fn(
             out, batch["gt_boxes"], batch["gt_labels"], (img.shape[2], img.shape[3]), aux_out

@@ -17,7 +17,7 @@ from torch import nn
 from ednas.compress.quantize import QuantizeConfig, quantize
 from ednas.compress.quantize_model import contract_of, convert_opset, opset_of, tail_nodes
 from ednas.compress.quantize_search import AccuracyBoundError
-from ednas.errors import EdnasError, InputError, ModelMismatchError
+from ednas.errors import InputError, ModelMismatchError
 
 quantize_mod = importlib.import_module("ednas.compress.quantize")  # the module, not the function
 
@@ -133,11 +133,6 @@ def test_empty_calibration_dir(tiny: Path, tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(InputError, match="no images"):
         quantize(tiny, empty, tmp_path / "x.onnx", config=FAST)
-
-
-def test_inc_backend_says_why(tiny: Path, calib_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(EdnasError, match="use --backend ort"):
-        quantize(tiny, calib_dir, tmp_path / "x.onnx", config=QuantizeConfig(backend="inc"))
 
 
 def test_cli_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

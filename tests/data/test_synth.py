@@ -46,3 +46,13 @@ def test_cli(tmp_path, capsys):
     assert "3 images (3 train, 0 val)" in capsys.readouterr().out
     assert len(list((tmp_path / "images").glob("*.jpg"))) == 3
     assert main(["data", "synth", "--out", str(tmp_path), "--images", "0"]) == 2
+
+
+def test_min_object_sets_the_smallest_size(tmp_path):
+    out = generate(tmp_path, 12, size=128, seed=0, val_fraction=0, min_object=24)
+    rec_sizes = [max(r.boxes[:, 2] - r.boxes[:, 0]).item() for r in CocoDataset(out.images, out.train).records
+                 if len(r.boxes)]
+    # visible boxes may be cut by the border or by occlusion, but most keep the drawn size
+    assert sorted(rec_sizes)[len(rec_sizes) // 2] >= 20
+    assert main(["data", "synth", "--out", str(tmp_path / "x"), "--images", "2", "--size", "64",
+                 "--min-object", "40"]) == 2

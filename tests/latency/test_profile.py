@@ -36,3 +36,21 @@ def test_bundle_import_round_trip(tiny_space, tmp_path, fast) -> None:
     assert meta.calibration is not None and meta.probe_ms > 0
     table = LatencyTable.load(out, tiny_space.fingerprint())
     assert LatencyPredictor(table).predict(tiny_space.base) > 0
+
+
+def test_validate_two_passes_reports_the_noise_floor(tiny_space, tmp_path, monkeypatch, fast) -> None:
+    from ednas.latency.validate import plot_report, validate
+
+    table_path = tmp_path / "t.csv"
+    profiler.profile(tiny_space, table_path, calib_models=2, progress=False, timing=fast)
+    monkeypatch.setattr(runner, "MODEL_TIMING", fast)
+    out = tmp_path / "val"
+    report = validate(LatencyTable.load(table_path), tiny_space, 3, out, progress=False, passes=2)
+    assert len(report.samples) == 3 and report.repeat is not None
+    assert all(len(s.passes_ms) == 2 and s.passes_ms[0] > 0 for s in report.samples)
+    assert all(min(s.passes_ms) <= s.compensated_ms <= max(s.passes_ms) for s in report.samples)
+    rows = (out / "validation.csv").read_text().splitlines()
+    assert len(rows) == 4 and rows[0].endswith("passes_compensated_ms")
+    assert sorted(p.name for p in out.glob("arch_*.onnx")) == ["arch_000.onnx", "arch_001.onnx", "arch_002.onnx"]
+    assert plot_report(report, out / "scatter.png").stat().st_size > 0
+    assert validate(LatencyTable.load(table_path), tiny_space, 2, tmp_path / "one", progress=False).repeat is None

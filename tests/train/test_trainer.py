@@ -1,5 +1,6 @@
 """The training loop on a tiny model and a synthetic set: a step, EMA, schedule, resume."""
 
+import dataclasses
 import math
 
 import pytest
@@ -15,8 +16,11 @@ from ednas.train.schedule import WarmupCosine
 from ednas.train.trainer import Trainer, init_from_checkpoint
 
 
-def test_one_step_updates_weights_and_ema(tmp_path, rect_data):
-    trainer = Trainer(tiny_recipe(), tmp_path, rect_data, progress=False)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_one_step_updates_weights_and_ema(tmp_path, rect_data, channels_last):
+    recipe = tiny_recipe()
+    recipe = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, channels_last=channels_last))
+    trainer = Trainer(recipe, tmp_path, rect_data, progress=False)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     parts = trainer.train_step(collate([rect_data[i] for i in range(4)]), detach_aux=False)
     assert {"loss", "qfl", "giou", "dfl", "aux_qfl", "aux_giou", "aux_dfl"} <= set(parts)
