@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
     p.add_argument("--spin", action="store_true",
                    help="let ORT worker threads spin-wait (its default; off here: robust on shared machines)")
-    p.add_argument("--calib-models", type=int, default=24, metavar="K", help="whole models for calibration (default 24)")
+    p.add_argument("--calib-models", type=int, default=48, metavar="K",
+                   help="whole models for calibration (default 48)")
     p.add_argument("--out", metavar="PATH",
                    help="table CSV (default latency_tables/SPACE_DEVICE_PRECISION_Nt.csv); with --validate a folder")
     mode = p.add_mutually_exclusive_group()

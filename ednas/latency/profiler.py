@@ -59,6 +59,9 @@ def export_probe(path: Path) -> Path:
     return export_arch(probe_arch(), path, "fp32")
 
 
+CALIB_MODELS = 48  # whole models the calibration is fitted on (~3 s each to measure)
+
+
 def calibration_archs(space: SearchSpace, n: int, seed: int = 0) -> dict[str, ArchSpec]:
     """`n` whole models spanning the space: the base, the smallest and largest choices, and
     random samples (fixed seed, so a resumed run picks the same ones)."""
@@ -71,10 +74,10 @@ def calibration_archs(space: SearchSpace, n: int, seed: int = 0) -> dict[str, Ar
     while len(archs) < n:
         archs[f"rand{i}"] = space.sample(rng)
         i += 1
-    return {f"{CALIB_KIND} {name} {_arch_hash(arch)}": arch for name, arch in list(archs.items())[:n]}
+    return {f"{CALIB_KIND} {name} {arch_hash(arch)}": arch for name, arch in list(archs.items())[:n]}
 
 
-def _arch_hash(arch: ArchSpec) -> str:
+def arch_hash(arch: ArchSpec) -> str:
     """Short content hash: a calibration row is never reused for a different architecture."""
     blob = json.dumps(to_dict(arch), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:8]
@@ -104,7 +107,7 @@ def _check_resume(path: Path, meta: TableMeta) -> None:
 
 # -- local profiling ---------------------------------------------------------------------------
 def profile(space: SearchSpace, out: Path, device: str = "cpu", precision: Precision = "fp32",
-            threads: int = 2, spin: bool = False, calib_models: int = 24, progress: bool = True,
+            threads: int = 2, spin: bool = False, calib_models: int = CALIB_MODELS, progress: bool = True,
             stop_after: int | None = None, timing: dict[str, Any] | None = None) -> TableMeta:
     """Measure what `out` lacks, then calibrate. `stop_after` measures at most that many
     items and returns (an interrupted run, for tests); `timing` overrides runner.time_pair's
@@ -215,7 +218,7 @@ def _robust_lstsq(x: np.ndarray, y: np.ndarray, scale_range: tuple[float, float]
 
 # -- remote targets ----------------------------------------------------------------------------
 def write_bundle(space: SearchSpace, bundle: Path, precision: Precision = "fp32", threads: int = 2,
-                 spin: bool = False, calib_models: int = 24, progress: bool = True,
+                 spin: bool = False, calib_models: int = CALIB_MODELS, progress: bool = True,
                  timing: dict[str, Any] | None = None) -> int:
     """Unit and calibration ONNX files, the probe, a manifest and the standalone runner
     (`timing` overrides its repeat settings). Returns the number of files to measure."""

@@ -22,7 +22,7 @@ from ednas.latency import runner
 from ednas.latency.export import export_arch
 from ednas.latency.predictor import LatencyPredictor
 from ednas.latency.profiler import export_probe
-from ednas.latency.table import LatencyTable
+from ednas.latency.table import LatencyTable, LatencyTableError
 from ednas.search.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,9 @@ def validate(table: LatencyTable, space: SearchSpace, n: int, out: Path, seed: i
 
     m = table.meta
     predictor = LatencyPredictor(table)
-    rng = random.Random(seed)
+    # a stream of its own, and never a model the calibration was fitted on: a held-out check
+    rng = random.Random(f"validate-{seed}")
+    fitted = {key.rsplit(" ", 1)[-1] for key in m.calib_archs}
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         probe = runner.Timed(export_probe(Path(tmp) / "probe.onnx"), m.threads, m.spin)
@@ -92,7 +94,7 @@ def validate(table: LatencyTable, space: SearchSpace, n: int, out: Path, seed: i
     for k in range(passes):
         for i in range(n):
             if k == 0:
-                archs.append(space.sample(rng))
+                archs.append(_held_out_sample(space, rng, fitted))
                 archs[i].save(out / f"arch_{i:03d}.yml")
                 paths.append(export_arch(archs[i], out / f"arch_{i:03d}.onnx", m.precision))  # type: ignore[arg-type]
                 runs.append([])
@@ -115,6 +117,18 @@ def validate(table: LatencyTable, space: SearchSpace, n: int, out: Path, seed: i
         compensated=Accuracy.of([s.predicted_ms for s in samples], [s.compensated_ms for s in samples]),
         probe_now_ms=statistics.median(s.probe_ms for s in samples),
     )
+
+
+def _held_out_sample(space: SearchSpace, rng: random.Random, fitted: set[str]) -> ArchSpec:
+    """A random architecture of `space` that is not one of the calibration models."""
+    from ednas.latency.profiler import arch_hash
+
+    for _ in range(10_000):
+        arch = space.sample(rng)
+        if arch_hash(arch) not in fitted:
+            return arch
+    raise LatencyTableError(f"space {space.name!r}: every architecture sampled is a calibration model of the "
+                            "table, so nothing is left to check it on")
 
 
 def _write_csv(samples: list[Sample], path: Path) -> None:

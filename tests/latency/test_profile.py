@@ -54,3 +54,16 @@ def test_validate_two_passes_reports_the_noise_floor(tiny_space, tmp_path, monke
     assert sorted(p.name for p in out.glob("arch_*.onnx")) == ["arch_000.onnx", "arch_001.onnx", "arch_002.onnx"]
     assert plot_report(report, out / "scatter.png").stat().st_size > 0
     assert validate(LatencyTable.load(table_path), tiny_space, 2, tmp_path / "one", progress=False).repeat is None
+
+
+def test_validate_never_checks_on_a_calibration_model(tiny_space, tmp_path, monkeypatch, fast) -> None:
+    from ednas.latency.profiler import arch_hash
+    from ednas.latency.validate import validate
+
+    table_path = tmp_path / "t.csv"
+    profiler.profile(tiny_space, table_path, calib_models=2, progress=False, timing=fast)
+    table = LatencyTable.load(table_path)
+    fitted = {key.rsplit(" ", 1)[-1] for key in table.meta.calib_archs}
+    monkeypatch.setattr(runner, "MODEL_TIMING", fast)
+    report = validate(table, tiny_space, 4, tmp_path / "val", progress=False)
+    assert not {arch_hash(s.arch) for s in report.samples} & fitted
