@@ -88,7 +88,7 @@ def main() -> None:
                 else:
                     ds = CocoDataset(coco / "images", ann)
                 maps.append(evaluate(OnnxPredictor(path, args.threads), ds, progress=False)["mAP"] * 100)
-            t = time_pair(args.weights, path, args.threads, 40) if name != "fp32" else None
+            t = time_pair(args.weights, path, args.threads, 150) if name != "fp32" else None
             rows.append((name, *maps, t))
     print(f"\n{'model':32s} {'mAP select(64)':>15s} {'mAP calib(64)':>14s} {'mAP all(128)':>13s} "
           f"{'speed-up':>9s} {'p10-p90':>11s} {'ms fp32/int8':>13s}")
