@@ -11,7 +11,7 @@ Known limits, measured on Enhanced NanoDet_s (ORT 1.32, AVX2 CPU without VNNI):
 - the INT8 ONNX runs about 1.27x SLOWER than the FP32 one. INC's X86InductorQuantizer leaves
   Conv->LeakyRelu/Clip/Sigmoid outputs unquantized (it expects inductor to fuse conv+unary), so
   only about 40 of 105 convs become QLinearConv; weights stay FP32 behind a QuantizeLinear
-  and a no-op Clip(-128, 127). `--backend ort` gives a faster model (about 0.84x the latency).
+  and a no-op Clip(-128, 127). `--backend ort` gives a faster model (1.1-1.2x FP32 speed).
 - INC's tolerance is relative, (baseline - x) / baseline: `max_drop` points are converted with
   the FP32 mAP, and the shipped ONNX is re-scored with ONNX Runtime against the bound.
 Why not INC's ONNX route (facts of Nov 2026):
