@@ -26,16 +26,16 @@ Why not INC's ONNX route (facts of Nov 2026):
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
 from ednas.compress.quantize_model import Contract
 from ednas.errors import EdnasError, InputError
+from ednas.eval.coco_eval import torch_threads
 from ednas.eval.predictors import Predictor
 
 log = logging.getLogger(__name__)
@@ -87,19 +87,6 @@ class ModulePredictor(Predictor):
         with torch.no_grad():
             outs = [self.module(torch.from_numpy(np.ascontiguousarray(x[None], np.float32))) for x in batch]
         return torch.cat(outs).numpy()
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run torch with `n` intra-op threads, restoring the previous count."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def deploy_module(model_path: str | Path, recipe: str):

@@ -76,7 +76,7 @@ def decode_output(
             f"and strides {tuple(strides)} at input {input_size} (expected (N, {priors}, {channels})); "
             "check the recipe"
         )
-    with _torch_threads(1):
+    with torch_threads(1):
         return postprocess(
             torch.from_numpy(output), (input_size, input_size), strides, num_classes, reg_max, scales
         )
@@ -151,9 +151,10 @@ def _batches(
 
 
 @contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Run small-tensor work (decoding, NMS) on `n` intra-op threads: with more, each tiny op
-    pays thread hand-off, which on a busy CPU made NMS 20x slower."""
+def torch_threads(n: int) -> Iterator[None]:
+    """Run torch with `n` intra-op threads, restoring the previous count. Small-tensor work
+    (decoding, NMS) runs on 1: with more, each tiny op pays thread hand-off, which on a busy
+    CPU made NMS 20x slower."""
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:

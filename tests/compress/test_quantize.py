@@ -7,7 +7,6 @@ import json
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 import onnx
 import pytest
@@ -55,16 +54,6 @@ def _export(module: nn.Module, path: Path, opset: int = 13, shape=(1, 3, SIZE, S
 def tiny(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     return _export(TinyDetector(), tmp_path_factory.mktemp("m") / "tiny.onnx", opset=11)
-
-
-@pytest.fixture(scope="module")
-def calib_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("calib")
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        img = cv2.GaussianBlur(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), (5, 5), 0)
-        cv2.imwrite(str(folder / f"{i}.jpg"), img)
-    return folder
 
 
 FAST = QuantizeConfig(num_calib=6, sens_images=2, timing_runs=3, threads=1)

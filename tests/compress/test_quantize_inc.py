@@ -8,7 +8,6 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import onnx
 import pytest
@@ -44,16 +43,6 @@ def fp32_onnx(recipe: Path, tmp_path_factory) -> Path:
     torch.manual_seed(0)
     _, model = load_model(str(recipe))
     return export_onnx(model.eval(), tmp_path_factory.mktemp("onnx") / "tiny_s.onnx")
-
-
-@pytest.fixture(scope="module")
-def calib_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("calib")
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        img = cv2.GaussianBlur(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), (5, 5), 0)
-        cv2.imwrite(str(folder / f"{i}.jpg"), img)
-    return folder
 
 
 @pytest.fixture
