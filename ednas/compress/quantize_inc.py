@@ -36,7 +36,7 @@ import numpy as np
 from ednas.compress.quantize_model import Contract
 from ednas.errors import EdnasError, InputError
 from ednas.eval.coco_eval import torch_threads
-from ednas.eval.predictors import Predictor
+from ednas.eval.predictors import Predictor, check_batch
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,7 @@ class ModulePredictor(Predictor):
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
+        check_batch(batch, self.input_size, "INC module")
         with torch.no_grad():
             outs = [self.module(torch.from_numpy(np.ascontiguousarray(x[None], np.float32))) for x in batch]
         return torch.cat(outs).numpy()
@@ -92,12 +93,12 @@ class ModulePredictor(Predictor):
 def deploy_module(model_path: str | Path, recipe: str):
     """The FP32 ONNX as the fused torch module that `models.export` exports."""
     from ednas.commands._common import load_model
-    from ednas.models.export import _Deploy
+    from ednas.models.export import DeployModule
     from ednas.models.onnx_import import import_onnx
 
     _, model = load_model(recipe)
     import_onnx(model, model_path)
-    return _Deploy(model.cpu().eval().fuse()).eval()
+    return DeployModule(model.cpu().eval().fuse()).eval()
 
 
 def export_int8(q_model: Any, example: tuple, contract: Contract, path: Path) -> Path:

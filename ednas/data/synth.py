@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 MIN_OBJECT = 8  # px, smallest object diameter
 MAX_OBJECT_FRACTION = 0.5  # largest object diameter, fraction of the shorter image side
+MIN_HEIGHT_FRACTION = 0.75  # image heights are 75-100 % of the width
 MIN_VISIBLE = 0.4  # a new shape may not leave any object less than this fraction visible
 JPEG_QUALITY = 92
 
@@ -58,9 +59,9 @@ def generate(
         raise InputError(f"--val-fraction {val_fraction}: must be in [0, 1)")
     if size < 32:
         raise InputError(f"--size {size}: must be at least 32 pixels")
-    if not 1 <= min_object < MAX_OBJECT_FRACTION * size * 0.75:
-        raise InputError(f"--min-object {min_object:g}: must be at least 1 and below "
-                         f"{MAX_OBJECT_FRACTION * size * 0.75:g} px for --size {size}")
+    largest = MAX_OBJECT_FRACTION * MIN_HEIGHT_FRACTION * size  # the largest object of the flattest image
+    if not 1 <= min_object < largest:
+        raise InputError(f"--min-object {min_object:g}: must be at least 1 and below {largest:g} px for --size {size}")
     out = Path(out)
     images_dir, ann_dir = out / "images", out / "annotations"
     images_dir.mkdir(parents=True, exist_ok=True)
@@ -101,7 +102,7 @@ def render_image(
 ) -> tuple[np.ndarray, list[tuple[int, list[float], float]]]:
     """One image (BGR uint8, width `size`, height 75-100 % of it) and its objects as
     (label, [x, y, w, h] of the visible part, visible area in pixels)."""
-    w, h = size, int(size * rng.uniform(0.75, 1.0))
+    w, h = size, int(size * rng.uniform(MIN_HEIGHT_FRACTION, 1.0))
     img = _background(rng, w, h)
     masks, areas, labels = [], [], []  # visible masks, drawn areas, classes
     for _ in range(int(rng.integers(1, 9))):

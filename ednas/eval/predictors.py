@@ -66,7 +66,7 @@ class OnnxPredictor(Predictor):
         self.fixed_batch: int | None = shape[0] if isinstance(shape[0], int) else None
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        _check_batch(batch, self.input_size, f"{self.path} (input {self.input_name!r})")
+        check_batch(batch, self.input_size, f"{self.path} (input {self.input_name!r})")
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         step = self.fixed_batch or len(batch)
         outs = []
@@ -96,12 +96,12 @@ class TorchPredictor(Predictor):
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
-        _check_batch(batch, self.input_size, type(self.model).__name__)
+        check_batch(batch, self.input_size, type(self.model).__name__)
         with torch.no_grad():
             out = self.model.inference(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
         return out.cpu().numpy()
 
 
-def _check_batch(batch: np.ndarray, size: int, what: str) -> None:
+def check_batch(batch: np.ndarray, size: int, what: str) -> None:
     if batch.ndim != 4 or batch.shape[1:] != (3, size, size):
         raise InputError(f"{what}: expected a batch of shape (N, 3, {size}, {size}), got {tuple(batch.shape)}")

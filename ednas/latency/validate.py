@@ -21,7 +21,7 @@ from ednas.arch import ArchSpec
 from ednas.latency import runner
 from ednas.latency.export import export_arch
 from ednas.latency.predictor import LatencyPredictor
-from ednas.latency.profiler import export_probe
+from ednas.latency.profiler import arch_hash, export_probe
 from ednas.latency.table import LatencyTable, LatencyTableError
 from ednas.search.space import SearchSpace
 
@@ -85,20 +85,21 @@ def validate(table: LatencyTable, space: SearchSpace, n: int, out: Path, seed: i
     predictor = LatencyPredictor(table)
     # a stream of its own, and never a model the calibration was fitted on: a held-out check
     rng = random.Random(f"validate-{seed}")
-    fitted = {key.rsplit(" ", 1)[-1] for key in m.calib_archs}
+    fitted = {arch_hash(ArchSpec.from_dict(d)) for d in m.calib_archs.values()}
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         probe = runner.Timed(export_probe(Path(tmp) / "probe.onnx"), m.threads, m.spin)
-    archs, paths, runs = [], [], []
-    bar = tqdm(total=n * passes, desc="validating", unit="model", disable=not progress)
-    for k in range(passes):
-        for i in range(n):
-            if k == 0:
-                archs.append(_held_out_sample(space, rng, fitted))
-                archs[i].save(out / f"arch_{i:03d}.yml")
-                paths.append(export_arch(archs[i], out / f"arch_{i:03d}.onnx", m.precision))  # type: ignore[arg-type]
-                runs.append([])
-            runs[i].append(runner.time_pair(runner.Timed(paths[i], m.threads, m.spin), probe, **runner.MODEL_TIMING))
+    bar = tqdm(total=n * (1 + passes), desc="validating", unit="step", disable=not progress)
+    archs, paths = [], []
+    for i in range(n):  # export everything first, so that passes are minutes apart
+        archs.append(_held_out_sample(space, rng, fitted))
+        archs[i].save(out / f"arch_{i:03d}.yml")
+        paths.append(export_arch(archs[i], out / f"arch_{i:03d}.onnx", m.precision))  # type: ignore[arg-type]
+        bar.update()
+    runs: list[list[dict[str, float]]] = [[] for _ in paths]
+    for _ in range(passes):
+        for i, path in enumerate(paths):
+            runs[i].append(runner.time_pair(runner.Timed(path, m.threads, m.spin), probe, **runner.MODEL_TIMING))
             bar.update()
     bar.close()
     samples = []
@@ -121,8 +122,6 @@ def validate(table: LatencyTable, space: SearchSpace, n: int, out: Path, seed: i
 
 def _held_out_sample(space: SearchSpace, rng: random.Random, fitted: set[str]) -> ArchSpec:
     """A random architecture of `space` that is not one of the calibration models."""
-    from ednas.latency.profiler import arch_hash
-
     for _ in range(10_000):
         arch = space.sample(rng)
         if arch_hash(arch) not in fitted:

@@ -25,7 +25,9 @@ INPUT_NAME = "data"
 OUTPUT_NAME = "output"
 
 
-class _Deploy(nn.Module):
+class DeployModule(nn.Module):
+    """`model.inference` as `forward`: the module every exporter traces (released tensor out)."""
+
     def __init__(self, model: Detector) -> None:
         super().__init__()
         self.model = model
@@ -50,7 +52,7 @@ def export_onnx(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                _Deploy(deploy), (torch.zeros(1, 3, size, size),), tmp,
+                DeployModule(deploy), (torch.zeros(1, 3, size, size),), tmp,
                 input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                 opset_version=opset, dynamo=False, do_constant_folding=True,
             )

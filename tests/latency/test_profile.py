@@ -63,7 +63,7 @@ def test_validate_never_checks_on_a_calibration_model(tiny_space, tmp_path, monk
     table_path = tmp_path / "t.csv"
     profiler.profile(tiny_space, table_path, calib_models=2, progress=False, timing=fast)
     table = LatencyTable.load(table_path)
-    fitted = {key.rsplit(" ", 1)[-1] for key in table.meta.calib_archs}
+    fitted = {key.rsplit(" ", 1)[-1] for key in table.meta.calib_archs}  # the hash ends each row key
     monkeypatch.setattr(runner, "MODEL_TIMING", fast)
     report = validate(table, tiny_space, 4, tmp_path / "val", progress=False)
     assert not {arch_hash(s.arch) for s in report.samples} & fitted
