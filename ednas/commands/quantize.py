@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="architecture the ONNX was exported from (e.g. enhanced_nanodet_s); needed by --backend inc")
     p.add_argument("--calib-method", choices=("minmax", "entropy", "percentile", "mse"),
                    help="default: percentile (ort), minmax (inc; inc supports minmax and entropy)")
-    p.add_argument("--num-calib", type=int, default=64, metavar="N", help="calibration images (default 64)")
+    p.add_argument("--num-calib", type=int, default=128, metavar="N", help="calibration images (default 128)")
     p.add_argument("--threads", type=int, default=2, help="ORT threads for evaluation and timing")
     p.add_argument("--out", metavar="OUT.onnx", help="default: MODEL.int8.onnx")
     p.set_defaults(func=run)
@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
               f"(drop {s['drop_points']:.2f} points{fallback})")
     lat = s["latency"]
     print(f"latency FP32 {lat['reference_ms']:.1f} ms, INT8 {lat['candidate_ms']:.1f} ms "
-          f"({lat['threads']} threads, interleaved): {s['speedup']:.2f}x")
+          f"({lat['threads']} threads, {lat['runs']} interleaved rounds): {s['speedup']:.2f}x "
+          f"(rounds p10-p90 {lat['speedup_p10']:.2f}-{lat['speedup_p90']:.2f})")
     print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0

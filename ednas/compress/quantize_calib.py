@@ -3,6 +3,12 @@ statistics (min/max + histogram), and the activation range each calibration meth
 
 Statistics are collected once (two passes over the images: min/max, then a histogram over
 that span), so trying another method, or a different method per tensor, costs no inference.
+
+Inputs of a Sigmoid (the kernel-refine gates, the head's score logits on their way to the
+output) are the exception to every method: a method that fits the bulk of the histogram
+(mse, entropy, percentile) clips their rare high end, which for score logits caps every
+confident detection at one score and scrambles the ranking mAP depends on. Their range is
+min/max limited to +-SIGMOID_SATURATION, beyond which the sigmoid is flat anyway.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 NUM_BINS = 2048
+SIGMOID_SATURATION = 8.0  # sigmoid(8) = 1 - 3.4e-4: wider input ranges only waste levels
+LAYOUT_OPS = frozenset({"Transpose", "Reshape", "Concat", "Split", "Slice", "Flatten", "Squeeze", "Unsqueeze"})
 Range = tuple[float, float]  # (lowest, highest) real value an 8-bit activation must cover
 
 
@@ -50,6 +58,7 @@ class TensorStats:
     lo: float
     hi: float
     hist: np.ndarray  # (NUM_BINS,) counts over [lo, hi]
+    sigmoid_input: bool = False  # read only by Sigmoids (through layout ops): see the module doc
 
     @property
     def edges(self) -> np.ndarray:
@@ -64,11 +73,31 @@ def activation_tensors(model: onnx.ModelProto) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def sigmoid_inputs(model: onnx.ModelProto) -> set[str]:
+    """Tensors whose every reader is a Sigmoid, directly or through LAYOUT_OPS only."""
+    from ednas.compress.onnx_rewrite import consumers
+
+    readers = consumers(model.graph)
+    outputs = {o.name for o in model.graph.output}
+    memo: dict[str, bool] = {}
+
+    def feeds_sigmoid(t: str) -> bool:
+        if t not in memo:
+            nodes = readers.get(t, [])
+            memo[t] = bool(nodes) and t not in outputs and all(
+                n.op_type == "Sigmoid" or (n.op_type in LAYOUT_OPS and all(feeds_sigmoid(o) for o in n.output))
+                for n in nodes)
+        return memo[t]
+
+    return {t for n in model.graph.node for t in n.output if feeds_sigmoid(t)}
+
+
 def collect_stats(model_path: str | Path, inputs: np.ndarray, threads: int | None = None) -> dict[str, TensorStats]:
     """Min/max and histogram of every activation tensor over `inputs` (N, 3, S, S)."""
     import onnxruntime as ort
 
     model = onnx.load(str(model_path))
+    gated = sigmoid_inputs(model)
     names = activation_tensors(model)
     known = {o.name for o in model.graph.output}
     model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in known)
@@ -96,7 +125,7 @@ def collect_stats(model_path: str | Path, inputs: np.ndarray, threads: int | Non
             span = (lo[n], hi[n]) if hi[n] > lo[n] else (lo[n], lo[n] + 1e-6)
             hists[n] += np.histogram(v, NUM_BINS, span)[0]
     log.info("calibration statistics of %d tensors on %d images", len(lo), len(inputs))
-    return {n: TensorStats(lo[n], hi[n], hists[n]) for n in lo}
+    return {n: TensorStats(lo[n], hi[n], hists[n], n in gated) for n in lo}
 
 
 def _with_zero(lo: float, hi: float) -> Range:
@@ -169,4 +198,8 @@ def compute_ranges(stats: dict[str, TensorStats], method: str) -> dict[str, Rang
     """Each tensor's range under one method (see METHODS)."""
     if method not in METHODS:
         raise InputError(f"calibration method {method!r} is not one of {', '.join(METHODS)}")
-    return {n: METHODS[method](s) for n, s in stats.items()}
+    return {n: _saturated(s) if s.sigmoid_input else METHODS[method](s) for n, s in stats.items()}
+
+
+def _saturated(s: TensorStats) -> Range:
+    return _with_zero(max(s.lo, -SIGMOID_SATURATION), min(s.hi, SIGMOID_SATURATION))

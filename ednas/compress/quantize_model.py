@@ -90,18 +90,22 @@ def convert_opset(model: onnx.ModelProto, target: int = MIN_OPSET) -> onnx.Model
     return converted
 
 
-def prepare(model: onnx.ModelProto, work_dir: str | Path) -> Path:
-    """Opset conversion, the exact rewrites of `onnx_rewrite` and `quant_pre_process` (shape
-    inference, ORT graph optimisations); returns the path of the prepared model in `work_dir`."""
+def prepare(model: onnx.ModelProto, work_dir: str | Path, rewrite: bool = True) -> Path:
+    """Opset conversion, `quant_pre_process` (shape inference, ORT graph optimisations), then
+    (unless `rewrite` is off) the exact rewrites of `onnx_rewrite`; returns the path of the
+    prepared model in `work_dir`."""
     from onnxruntime.quantization import quant_pre_process
 
-    from ednas.compress.onnx_rewrite import fold_gated_batchnorm
+    from ednas.compress.onnx_rewrite import rewrite_for_int8
 
     work_dir = Path(work_dir)
     raw = work_dir / "opset.onnx"
-    onnx.save(fold_gated_batchnorm(convert_opset(model))[0], str(raw))
+    onnx.save(convert_opset(model), str(raw))
+    optimized = work_dir / "optimized.onnx"
+    quant_pre_process(str(raw), str(optimized), skip_symbolic_shape=True)
     out = work_dir / "prepared.onnx"
-    quant_pre_process(str(raw), str(out), skip_symbolic_shape=True)
+    optimized_model = onnx.load(str(optimized))
+    onnx.save(rewrite_for_int8(optimized_model) if rewrite else optimized_model, str(out))
     return out
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import onnx
+from onnx import helper
 
 from ednas.compress.quantize_calib import Range
 
@@ -42,5 +44,45 @@ def quantize_qdq(
             nodes_to_exclude=list(exclude), calibration_cache_path=cache,
             calibrate_method=CalibrationMethod.MinMax,
         )
+    model, moved = pads_into_uint8(onnx.load(str(out)))
+    if moved:
+        onnx.save(model, str(out))
     log.debug("quantized %s -> %s (%d nodes in FP32)", prepared, out, len(exclude))
     return Path(out)
+
+
+def pads_into_uint8(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """Q -> DQ -> Pad(0) -> Q' -> DQ'  becomes  Q -> Pad(zero point) -> DQ: the zero padding
+    (onnx_rewrite.pad_input_channels) then runs on uint8 instead of float between an extra
+    dequantize/quantize pair, and the padded values are exact. Returns (model, pads moved)."""
+    from ednas.compress.onnx_rewrite import consumers, drop_unused_constants, producers
+
+    graph = model.graph
+    producer, readers = producers(graph), consumers(graph)
+    inits = {i.name for i in graph.initializer}
+    moved = 0
+    for pad in [n for n in graph.node if n.op_type == "Pad"]:
+        dq0 = producer.get(pad.input[0])
+        q0 = producer.get(dq0.input[0]) if dq0 is not None and dq0.op_type == "DequantizeLinear" else None
+        after = readers.get(pad.output[0], [])
+        q1 = after[0] if len(after) == 1 and after[0].op_type == "QuantizeLinear" else None
+        dq1 = readers.get(q1.output[0], []) if q1 is not None else []
+        mode = next((a.s for a in pad.attribute if a.name == "mode"), b"constant")
+        if (q0 is None or q0.op_type != "QuantizeLinear" or q1 is None or len(dq1) != 1
+                or dq1[0].op_type != "DequantizeLinear" or mode != b"constant" or len(q0.input) < 3
+                or (len(pad.input) > 2 and pad.input[2]) or pad.input[1] not in inits):
+            continue
+        name = f"{pad.name}_uint8"
+        index = list(graph.node).index(pad)
+        graph.node.insert(index, helper.make_node(
+            "Pad", [q0.output[0], pad.input[1], q0.input[2]], [name], name=name, mode="constant"))
+        graph.node.insert(index + 1, helper.make_node(
+            "DequantizeLinear", [name, q0.input[1], q0.input[2]], [dq1[0].output[0]], name=f"{name}_dq"))
+        for node in (pad, q1, dq1[0]):
+            graph.node.remove(node)
+        if len(readers[dq0.output[0]]) == 1:
+            graph.node.remove(dq0)
+        moved += 1
+    if moved:
+        drop_unused_constants(graph)
+    return model, moved

@@ -1,4 +1,4 @@
-"""fold_gated_batchnorm: exact on the kernel-refine pattern, and leaves anything else alone."""
+"""The exact INT8-preparing rewrites: each keeps the output and leaves other graphs alone."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from ednas.compress.onnx_rewrite import fold_gated_batchnorm
+from ednas.compress.onnx_rewrite import channels_last_head_output, fold_gated_batchnorm, pad_input_channels
 
 
 class Gated(nn.Module):
@@ -33,9 +33,9 @@ class Gated(nn.Module):
         return torch.relu(self.bn(self.dw(x) * torch.sigmoid(self.gate(x))))
 
 
-def _export(module: nn.Module, path: Path) -> onnx.ModelProto:
+def _export(module: nn.Module, path: Path, channels: int = 8) -> onnx.ModelProto:
     torch.manual_seed(0)
-    torch.onnx.export(module.eval(), torch.zeros(1, 8, 12, 12), str(path), input_names=["x"],
+    torch.onnx.export(module.eval(), torch.zeros(1, channels, 12, 12), str(path), input_names=["x"],
                       output_names=["y"], opset_version=13, dynamo=False)
     return onnx.load(str(path))
 
@@ -44,12 +44,16 @@ def _run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
     return ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
 
 
+def _ops(model: onnx.ModelProto) -> list[str]:
+    return [node.op_type for node in model.graph.node]
+
+
 @pytest.mark.parametrize("bias", [False, True])
 def test_fold_is_exact_and_removes_the_batchnorm(tmp_path: Path, bias: bool) -> None:
     model = _export(Gated(bias=bias), tmp_path / "m.onnx")
     folded, n = fold_gated_batchnorm(model)
     assert n == 1
-    assert not [node for node in folded.graph.node if node.op_type == "BatchNormalization"]
+    assert "BatchNormalization" not in _ops(folded) and "Add" not in _ops(folded)  # the shift is a 1x1 dw conv
     onnx.checker.check_model(folded)
     x = np.random.default_rng(0).standard_normal((1, 8, 12, 12)).astype(np.float32)
     np.testing.assert_allclose(_run(folded, x), _run(model, x), atol=1e-5)
@@ -60,3 +64,59 @@ def test_multichannel_gate_is_left_alone(tmp_path: Path) -> None:
     folded, n = fold_gated_batchnorm(model)
     assert n == 0
     assert [node.op_type for node in folded.graph.node].count("BatchNormalization") == 1
+
+
+class TwoLevelHead(nn.Module):
+    """Two head levels ending like the released model (`sigmoid_per_level`: split, sigmoid,
+    concat per level, then reshape/concat/transpose) or like ednas' own export (reshape,
+    concat, transpose, then the sigmoid on the first channels of the last axis)."""
+
+    def __init__(self, sigmoid_per_level: bool) -> None:
+        super().__init__()
+        self.sigmoid_per_level = sigmoid_per_level
+        self.levels = nn.ModuleList([nn.Conv2d(8, 6, 1), nn.Conv2d(8, 6, 3, 2, 1)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = []
+        for conv in self.levels:
+            y = conv(x)  # (1, 6, H, W)
+            if self.sigmoid_per_level:
+                scores, boxes = y.split([4, 2], dim=1)
+                y = torch.cat([scores.sigmoid(), boxes], dim=1)
+            flat.append(y.reshape(1, 6, -1))
+        y = torch.cat(flat, dim=2).transpose(1, 2)  # (1, A, 6)
+        if not self.sigmoid_per_level:
+            y = torch.cat([y[..., :4].sigmoid(), y[..., 4:]], dim=-1)
+        return y
+
+
+@pytest.mark.parametrize("sigmoid_per_level", [True, False])
+def test_head_output_channels_last_is_exact(tmp_path: Path, sigmoid_per_level: bool) -> None:
+    model = _export(TwoLevelHead(sigmoid_per_level), tmp_path / "m.onnx")
+    rewritten, matched = channels_last_head_output(model)
+    assert matched
+    onnx.checker.check_model(rewritten)
+    ops = _ops(rewritten)
+    assert ops.count("Sigmoid") == 1  # once on the joined tensor
+    assert ops.count("Conv") == 4  # each level's conv split: scores and boxes get their own INT8 scale
+    assert all(list(n.attribute[0].ints) == [0, 2, 3, 1] for n in rewritten.graph.node if n.op_type == "Transpose")
+    x = np.random.default_rng(0).standard_normal((1, 8, 12, 12)).astype(np.float32)
+    np.testing.assert_array_equal(_run(rewritten, x), _run(model, x))
+
+
+def test_head_rewrite_leaves_other_graphs_alone(tmp_path: Path) -> None:
+    model = _export(Gated(), tmp_path / "m.onnx")
+    rewritten, matched = channels_last_head_output(model)
+    assert not matched and _ops(rewritten) == _ops(model)
+
+
+def test_pad_input_channels_is_exact(tmp_path: Path) -> None:
+    model = _export(nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU()), tmp_path / "m.onnx", channels=3)
+    padded, n = pad_input_channels(model)
+    assert n == 1 and _ops(padded)[0] == "Pad"
+    weights = {i.name: i for i in padded.graph.initializer}
+    conv = next(node for node in padded.graph.node if node.op_type == "Conv")
+    assert list(weights[conv.input[1]].dims) == [8, 4, 3, 3]
+    x = np.random.default_rng(0).standard_normal((1, 3, 12, 12)).astype(np.float32)
+    np.testing.assert_allclose(_run(padded, x), _run(model, x), atol=1e-6)
+    assert pad_input_channels(padded)[1] == 0  # already a multiple of 4
