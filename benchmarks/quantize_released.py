@@ -84,8 +84,9 @@ def main() -> None:
         released = qmodel.name_nodes(qmodel.load_model(args.weights))
         for sub in ("plain_prep", "rw_prep"):
             (work / sub).mkdir()
-        plain = qmodel.prepare(released, work / "plain_prep", rewrite=False)
-        rewritten = qmodel.prepare(released, work / "rw_prep")
+        plain, _ = qmodel.prepare(released, work / "plain_prep", rewrite=False)
+        rewritten, applied = qmodel.prepare(released, work / "rw_prep")
+        print(f"exact rewrites: {'; '.join(applied)}")
         models["fp32 + exact rewrites"] = qmodel.save_atomic(rewritten, out / "fp32_rewritten.onnx")
         stats = calib.collect_stats(plain, calib.load_batch(calib.list_images(sets["all"][0]), 320), args.threads)
         models["naive (ORT minmax, all INT8)"] = quantize_qdq(plain, out / "naive.onnx",

@@ -327,9 +327,17 @@ def pad_input_channels(model: onnx.ModelProto, multiple: int = CONV_CHANNEL_MULT
     return model, padded
 
 
-def rewrite_for_int8(model: onnx.ModelProto) -> onnx.ModelProto:
-    """All exact rewrites above, in order (each is a no-op where its pattern is absent)."""
-    model, _ = fold_gated_batchnorm(model)
-    model, _ = channels_last_head_output(model)
-    model, _ = pad_input_channels(model)
-    return model
+def rewrite_for_int8(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
+    """All exact rewrites above, in order; returns the model and what applied (each rewrite
+    is a no-op where its pattern is absent)."""
+    applied = []
+    model, folded = fold_gated_batchnorm(model)
+    if folded:
+        applied.append(f"{folded} gated BatchNorms folded")
+    model, matched = channels_last_head_output(model)
+    if matched:
+        applied.append("head output channels-last, score/box convs split")
+    model, padded = pad_input_channels(model)
+    if padded:
+        applied.append(f"input channels of {padded} conv(s) padded to {CONV_CHANNEL_MULTIPLE}")
+    return model, applied

@@ -86,13 +86,13 @@ def _check(config: QuantizeConfig, images: object, ann: object) -> QuantizeConfi
 def _ort_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: Any, evaluate: Any,
               work: Path, config: QuantizeConfig) -> tuple[Path, dict[str, Any]]:
     """ONNX Runtime QDQ (accuracy-aware via quantize_search): (INT8 path, summary facts)."""
-    prepared = qmodel.prepare(model, work)
+    prepared, rewrites = qmodel.prepare(model, work)
     stats = calib.collect_stats(prepared, inputs, config.threads)
     tail = qmodel.tail_nodes(qmodel.load_model(prepared))
     facts: dict[str, Any] = {"calibration": {
         "method": config.calib_method, "per_channel_weights": "QInt8 (7-bit, reduce_range)",
         "activations": "QUInt8", "format": "QDQ", "opset": max(qmodel.opset_of(model), qmodel.MIN_OPSET),
-        "exact_rewrites": "gated BN fold, channels-last head output, input channels padded to 4 (onnx_rewrite)"}}
+        "exact_rewrites": rewrites}}
     if evaluate is None:
         ranges = calib.compute_ranges(stats, config.calib_method)
         facts.update(fp32_nodes=tail, fp32_tensors=[])

@@ -90,10 +90,10 @@ def convert_opset(model: onnx.ModelProto, target: int = MIN_OPSET) -> onnx.Model
     return converted
 
 
-def prepare(model: onnx.ModelProto, work_dir: str | Path, rewrite: bool = True) -> Path:
+def prepare(model: onnx.ModelProto, work_dir: str | Path, rewrite: bool = True) -> tuple[Path, list[str]]:
     """Opset conversion, `quant_pre_process` (shape inference, ORT graph optimisations), then
     (unless `rewrite` is off) the exact rewrites of `onnx_rewrite`; returns the path of the
-    prepared model in `work_dir`."""
+    prepared model in `work_dir` and the rewrites that applied."""
     from onnxruntime.quantization import quant_pre_process
 
     from ednas.compress.onnx_rewrite import rewrite_for_int8
@@ -104,9 +104,9 @@ def prepare(model: onnx.ModelProto, work_dir: str | Path, rewrite: bool = True) 
     optimized = work_dir / "optimized.onnx"
     quant_pre_process(str(raw), str(optimized), skip_symbolic_shape=True)
     out = work_dir / "prepared.onnx"
-    optimized_model = onnx.load(str(optimized))
-    onnx.save(rewrite_for_int8(optimized_model) if rewrite else optimized_model, str(out))
-    return out
+    prepared, applied = rewrite_for_int8(onnx.load(str(optimized))) if rewrite else (onnx.load(str(optimized)), [])
+    onnx.save(prepared, str(out))
+    return out, applied
 
 
 def tail_nodes(model: onnx.ModelProto) -> list[str]:

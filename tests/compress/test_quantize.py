@@ -81,6 +81,8 @@ def test_quantize_keeps_contract_and_output(tiny: Path, calib_dir: Path, tmp_pat
     assert np.abs(got - ref).mean() < 0.1 * np.abs(ref).mean() + 1e-3
     saved = json.loads(out.with_suffix(".json").read_text())
     assert saved["latency"]["speedup"] > 0 and saved["calibration"]["images"] == 6
+    # the tiny detector's 3-channel stem conv and its one-level output tail are rewritten
+    assert len(saved["calibration"]["exact_rewrites"]) == 2
 
 
 def test_opset_conversion(tiny: Path) -> None:
