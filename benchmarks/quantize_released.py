@@ -88,14 +88,16 @@ def main() -> None:
         rewritten, applied = qmodel.prepare(released, work / "rw_prep")
         print(f"exact rewrites: {'; '.join(applied)}")
         models["fp32 + exact rewrites"] = qmodel.save_atomic(rewritten, out / "fp32_rewritten.onnx")
-        stats = calib.collect_stats(plain, calib.load_batch(calib.list_images(sets["all"][0]), 320), args.threads)
+        size = qmodel.contract_of(released).input_size
+        stats = calib.collect_stats(plain, calib.load_batch(calib.list_images(sets["all"][0]), size), args.threads)
         models["naive (ORT minmax, all INT8)"] = quantize_qdq(plain, out / "naive.onnx",
                                                               calib.compute_ranges(stats, "minmax"))
-        summaries = {}
-        for half in HALVES:
+        summaries, held_out = {}, {}  # held_out: model name -> the half it never saw
+        for half, other in zip(HALVES, reversed(HALVES)):
             path, summaries[half] = aware(args.weights, sets[half][0], *sets[half], out / f"aware_{half}.onnx", args)
             if path:
                 models[f"aware, fold {half}"] = path
+                held_out[f"aware, fold {half}"] = other
         path, summaries["ship"] = aware(args.weights, sets["all"][0], *sets["all"], out / "aware.onnx", args)
         if path:
             models["aware, shipped (all 128)"] = path
@@ -116,9 +118,7 @@ def main() -> None:
         print(f" | {t} thr: {'speed-up':>8s} {'p10-p90':>9s} {'p10 lat':>7s} {'ms':>11s}", end="")
     print()
     for name in models:
-        m = maps[name]
-        fold = name.rsplit(" ", 1)[-1] if name.startswith("aware, fold") else None
-        held = "odd" if fold == "even" else "even" if fold == "odd" else None
+        m, held = maps[name], held_out.get(name)
         drop = f"{ref[held] - m[held]:+.2f} ({held})" if held else ""
         print(f"{name:32s} {m['even']:9.2f} {m['odd']:6.2f} {m['all']:6.2f} {drop:>14s}", end="")
         for t, tm in timings.items():

@@ -228,14 +228,21 @@ def _head_tail(graph: onnx.GraphProto) -> _HeadTail | None:
     return None
 
 
-def _split_conv(graph: onnx.GraphProto, x: str, k: int, tag: str) -> tuple[str, str] | None:
-    """Split the conv producing `x` into one for channels [:k] and one for [k:] (outputs
-    `{tag}_scores`, `{tag}_boxes`); None when `x` is not a conv with constant weights."""
+def _splittable_conv(graph: onnx.GraphProto, x: str) -> onnx.NodeProto | None:
+    """The dense conv with constant weights (and bias) that writes `x`; None otherwise."""
     conv = producers(graph).get(x)
-    consts = {i.name: i for i in graph.initializer}
-    if conv is None or conv.op_type != "Conv" or conv.input[1] not in consts or (
-            len(conv.input) > 2 and conv.input[2] and conv.input[2] not in consts) or _attr(conv, "group", 1) != 1:
+    consts = {i.name for i in graph.initializer}
+    has_bias = len(conv.input) > 2 and bool(conv.input[2]) if conv is not None else False
+    if (conv is None or conv.op_type != "Conv" or conv.input[1] not in consts or _attr(conv, "group", 1) != 1
+            or (has_bias and conv.input[2] not in consts)):
         return None
+    return conv
+
+
+def _split_conv(graph: onnx.GraphProto, conv: onnx.NodeProto, k: int, tag: str) -> tuple[str, str]:
+    """Replace `conv` by one conv for its output channels [:k] and one for [k:]; returns their
+    outputs `{tag}_scores`, `{tag}_boxes`."""
+    consts = {i.name: i for i in graph.initializer}
     w = numpy_helper.to_array(consts[conv.input[1]])
     b = numpy_helper.to_array(consts[conv.input[2]]) if len(conv.input) > 2 and conv.input[2] else None
     outs = []
@@ -269,11 +276,11 @@ def channels_last_head_output(model: onnx.ModelProto) -> tuple[onnx.ModelProto, 
     del graph.node[:]
     graph.node.extend(before)
     parts: dict[str, tuple[int, list[str]]] = {"head": (tail.channels, tail.levels)}
-    if tail.scores is not None:
-        split = [_split_conv(graph, x, tail.scores, f"head{i}") for i, x in enumerate(tail.levels)]
-        if all(split):
-            parts = {"scores": (tail.scores, [s[0] for s in split]),
-                     "boxes": (tail.channels - tail.scores, [s[1] for s in split])}
+    convs = [_splittable_conv(graph, x) for x in tail.levels]
+    if tail.scores is not None and all(convs):  # all levels or none: a half-split graph has no input
+        split = [_split_conv(graph, conv, tail.scores, f"head{i}") for i, conv in enumerate(convs)]
+        parts = {"scores": (tail.scores, [s[0] for s in split]),
+                 "boxes": (tail.channels - tail.scores, [s[1] for s in split])}
     nodes, joined = [], {}
     for part, (channels, levels) in parts.items():
         graph.initializer.append(numpy_helper.from_array(np.array([0, -1, channels], np.int64), f"{part}_nhwc_shape"))
@@ -306,7 +313,7 @@ def pad_input_channels(model: onnx.ModelProto, multiple: int = CONV_CHANNEL_MULT
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     inputs = {i.name for i in graph.input if i.name not in inits}
-    padded = 0
+    padded, pads = 0, set()  # pads: Pad outputs already made (two convs may read one input)
     for conv in [n for n in graph.node if n.op_type == "Conv" and n.input[0] in inputs]:
         if conv.input[1] not in inits or _attr(conv, "group", 1) != 1:
             continue
@@ -315,12 +322,14 @@ def pad_input_channels(model: onnx.ModelProto, multiple: int = CONV_CHANNEL_MULT
         if w.ndim != 4 or extra == 0:
             continue
         name = f"{conv.input[0]}_pad{w.shape[1] + extra}"
-        graph.initializer.extend([
-            numpy_helper.from_array(np.concatenate([w, np.zeros_like(w[:, :extra])], 1), f"{conv.input[1]}_padded"),
-            numpy_helper.from_array(np.array([0, 0, 0, 0, 0, extra, 0, 0], np.int64), f"{name}_pads"),
-        ])
-        graph.node.insert(list(graph.node).index(conv),
-                          helper.make_node("Pad", [conv.input[0], f"{name}_pads"], [name], name=name, mode="constant"))
+        graph.initializer.append(numpy_helper.from_array(
+            np.concatenate([w, np.zeros_like(w[:, :extra])], 1), f"{conv.input[1]}_padded"))
+        if name not in pads:
+            graph.initializer.append(numpy_helper.from_array(np.array([0, 0, 0, 0, 0, extra, 0, 0], np.int64),
+                                                             f"{name}_pads"))
+            graph.node.insert(0, helper.make_node("Pad", [conv.input[0], f"{name}_pads"], [name], name=name,
+                                                  mode="constant"))
+            pads.add(name)
         conv.input[0], conv.input[1] = name, f"{conv.input[1]}_padded"
         padded += 1
     drop_unused_constants(graph)

@@ -173,8 +173,7 @@ def quantize(
         summary["speedup"] = timing.speedup
         qmodel.save_atomic(path, out)
         json_path = out.with_suffix(".json")
-        tmp_json = work / "summary.json"
-        tmp_json.write_text(json.dumps(summary, indent=2))
-        json_path.write_text(tmp_json.read_text())
+        (work / "summary.json").write_text(json.dumps(summary, indent=2))
+        qmodel.save_atomic(work / "summary.json", json_path)
     log.info("wrote %s and %s", out, json_path)
     return summary

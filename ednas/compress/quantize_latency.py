@@ -25,8 +25,8 @@ class PairTiming:
     speedup_p90: float
     threads: int
     runs: int
-    reference_p10_ms: float = float("nan")
-    candidate_p10_ms: float = float("nan")
+    reference_p10_ms: float
+    candidate_p10_ms: float
 
 
 def time_models(reference: str | Path, candidates: dict[str, str | Path], threads: int = 2, runs: int = 50,

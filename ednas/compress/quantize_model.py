@@ -113,7 +113,9 @@ def tail_nodes(model: onnx.ModelProto) -> list[str]:
     """Nodes between the head's last convs and the output (Split, Sigmoid, Concat, Reshape,
     Transpose...). They must stay FP32: the output mixes 0-1 scores and +-37 logits, and one
     8-bit scale for both destroys the scores."""
-    producer = {o: n for n in model.graph.node for o in n.output}
+    from ednas.compress.onnx_rewrite import producers
+
+    producer = producers(model.graph)
     tail: dict[str, None] = {}
     stack = [o.name for o in model.graph.output]
     while stack:
@@ -143,10 +145,11 @@ def check_contract(path: str | Path, expected: Contract) -> None:
 
 
 def save_atomic(model: onnx.ModelProto | Path, path: str | Path) -> Path:
-    """Write (or move) a model to `path` without leaving a half-written file."""
+    """Write a model (or copy a file: a model, its summary) to `path` without leaving a
+    half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".onnx")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)

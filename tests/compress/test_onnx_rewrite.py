@@ -71,10 +71,12 @@ class TwoLevelHead(nn.Module):
     concat per level, then reshape/concat/transpose) or like ednas' own export (reshape,
     concat, transpose, then the sigmoid on the first channels of the last axis)."""
 
-    def __init__(self, sigmoid_per_level: bool) -> None:
+    def __init__(self, sigmoid_per_level: bool, last_relu: bool = False) -> None:
         super().__init__()
         self.sigmoid_per_level = sigmoid_per_level
-        self.levels = nn.ModuleList([nn.Conv2d(8, 6, 1), nn.Conv2d(8, 6, 3, 2, 1)])
+        # last_relu: the second level ends in a ReLU, not a conv, so no level's conv may split
+        self.levels = nn.ModuleList([nn.Conv2d(8, 6, 1), nn.Sequential(nn.Conv2d(8, 6, 3, 2, 1), nn.ReLU())
+                                     if last_relu else nn.Conv2d(8, 6, 3, 2, 1)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = []
@@ -120,3 +122,29 @@ def test_pad_input_channels_is_exact(tmp_path: Path) -> None:
     x = np.random.default_rng(0).standard_normal((1, 3, 12, 12)).astype(np.float32)
     np.testing.assert_allclose(_run(padded, x), _run(model, x), atol=1e-6)
     assert pad_input_channels(padded)[1] == 0  # already a multiple of 4
+
+
+def test_head_convs_split_for_all_levels_or_none(tmp_path: Path) -> None:
+    model = _export(TwoLevelHead(sigmoid_per_level=True, last_relu=True), tmp_path / "m.onnx")
+    rewritten, matched = channels_last_head_output(model)
+    assert matched and _ops(rewritten).count("Conv") == 2 and "Split" in _ops(rewritten)
+    onnx.checker.check_model(rewritten)
+    x = np.random.default_rng(0).standard_normal((1, 8, 12, 12)).astype(np.float32)
+    np.testing.assert_array_equal(_run(rewritten, x), _run(model, x))
+
+
+def test_two_convs_on_one_input_share_one_pad(tmp_path: Path) -> None:
+    class TwoStems(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 8, 3, 1, 1), nn.Conv2d(3, 8, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.a(x) + self.b(x)
+
+    model = _export(TwoStems(), tmp_path / "m.onnx", channels=3)
+    padded, n = pad_input_channels(model)
+    assert n == 2 and _ops(padded).count("Pad") == 1
+    onnx.checker.check_model(padded)
+    x = np.random.default_rng(0).standard_normal((1, 3, 12, 12)).astype(np.float32)
+    np.testing.assert_allclose(_run(padded, x), _run(model, x), atol=1e-5)
