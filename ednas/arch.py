@@ -8,6 +8,8 @@ neck's input channels) is computed here from the description, never written twic
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,6 +231,11 @@ class ArchSpec:
 
     def to_dict(self) -> dict:
         return to_dict(self)
+
+    def hash(self, length: int = 12) -> str:
+        """Stable short hex digest of the description (same architecture, same hash)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "arch") -> "ArchSpec":

@@ -1,0 +1,123 @@
+"""Score any architecture of a supernet in seconds: slice -> recalibrate BN -> COCO metrics.
+
+A sub-network's BatchNorm statistics are not those of the widest network (fewer channels
+feed each BN), so they are recomputed on a few images before scoring; without this, shared
+weights score near zero (Once-for-All, BigNAS). Results are cached by architecture hash.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from ednas.arch import ArchSpec
+from ednas.data.dataset import DetectionDataset
+from ednas.errors import InputError
+from ednas.eval.coco_eval import evaluate, torch_threads
+from ednas.eval.predictors import TorchPredictor
+from ednas.models.detector import Detector
+from ednas.supernet.supernet import Supernet
+
+log = logging.getLogger(__name__)
+METRIC_KEYS = ("mAP", "AP50")
+
+
+class CalibImages:
+    """Unlabeled images for BN recalibration, decoded once, pre-processed per input size."""
+
+    def __init__(self, folder: str | Path, count: int) -> None:
+        from ednas.compress.quantize_calib import list_images
+
+        self.files = list_images(folder, count)
+        self._cache: dict[int, list[torch.Tensor]] = {}
+
+    def batches(self, size: int, batch: int = 16) -> list[torch.Tensor]:
+        if size not in self._cache:
+            from ednas.compress.quantize_calib import load_batch
+
+            self._cache[size] = [torch.from_numpy(load_batch(self.files[i:i + batch], size))
+                                 for i in range(0, len(self.files), batch)]
+        return self._cache[size]
+
+
+@torch.no_grad()
+def recalibrate(model: Detector, batches: Sequence[torch.Tensor]) -> Detector:
+    """Recompute every BN's running statistics on `batches` (cumulative), keep scale/shift."""
+    from ednas.compress.prune import recalibrate_batchnorms
+
+    recalibrate_batchnorms(model, batches)
+    return model.eval()
+
+
+def subset(dataset: DetectionDataset, count: int | None) -> DetectionDataset:
+    """The first `count` images of `dataset` (all when None)."""
+    if count is not None:
+        if count < 1:
+            raise InputError(f"eval images {count}: give a positive number")
+        dataset.records = dataset.records[:count]
+    return dataset
+
+
+class SupernetEvaluator:
+    """`evaluator(arch)` -> accuracy (fraction, `metric`) of sub-network `arch`."""
+
+    def __init__(self, supernet: Supernet, dataset: DetectionDataset, calib: CalibImages,
+                 metric: str = "mAP", threads: int = 1) -> None:
+        if metric not in METRIC_KEYS:
+            raise InputError(f"metric {metric!r}: choose one of {', '.join(METRIC_KEYS)}")
+        if len(dataset) == 0:
+            raise InputError(f"{dataset.source}: none of the annotated images was found; check the images folder")
+        self.supernet = supernet
+        self.dataset = dataset
+        self.calib = calib
+        self.metric = metric
+        self.threads = threads
+        self.cache: dict[str, dict[str, Any]] = {}
+
+    @property
+    def space(self):
+        return self.supernet.space
+
+    @classmethod
+    def from_file(cls, path: str | Path, images: str | Path, ann: str | Path, calib_images: int = 64,
+                  eval_images: int | None = None, metric: str = "mAP", threads: int = 1,
+                  calib_dir: str | Path | None = None) -> "SupernetEvaluator":
+        from ednas.data import build_dataset, split_from_paths
+
+        supernet = Supernet.load(path)
+        dataset = build_dataset(split_from_paths(str(images), str(ann)), class_names(supernet))
+        return cls(supernet, subset(dataset, eval_images), CalibImages(calib_dir or images, calib_images),
+                   metric, threads)
+
+    def subnet(self, arch: ArchSpec) -> Detector:
+        """The standalone sub-network with BN statistics recomputed for it."""
+        with torch_threads(self.threads):
+            return recalibrate(self.supernet.extract(arch), self.calib.batches(arch.input_size))
+
+    def metrics(self, arch: ArchSpec) -> dict[str, Any]:
+        """All COCO metrics of `arch` (cached)."""
+        key = arch.hash()
+        if key not in self.cache:
+            model = self.subnet(arch)
+            with torch_threads(self.threads):
+                result = evaluate(TorchPredictor(model), self.dataset, self.dataset.class_names,
+                                  strides=arch.strides, reg_max=arch.head.reg_max, progress=False)
+            self.cache[key] = result
+        return self.cache[key]
+
+    def __call__(self, arch: ArchSpec) -> float:
+        return float(self.metrics(arch)[self.metric])
+
+
+def class_names(supernet: Supernet) -> tuple[str, ...]:
+    names = supernet.meta.get("class_names")
+    if names:
+        return tuple(names)
+    from ednas.data.classes import COCO_CLASSES
+
+    if supernet.space.base.num_classes == len(COCO_CLASSES):
+        return COCO_CLASSES
+    raise InputError("the supernet records no class names; rebuild it with `ednas supernet init --classes ...`")
