@@ -28,7 +28,7 @@ from ednas.latency import runner
 from ednas.models import build_model
 from ednas.models.export import export_onnx
 from ednas.models.onnx_import import import_onnx
-from ednas.models.zoo import get_arch
+from ednas.arch.zoo import get_arch
 
 
 def session(path: str | Path, threads: int) -> ort.InferenceSession:

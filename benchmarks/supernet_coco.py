@@ -18,14 +18,17 @@ from __future__ import annotations
 import argparse
 import random
 import shutil
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from ednas.data.split import coco_halves
+from ednas.latency.runner import machine_info
 from ednas.latency.predictor import LatencyPredictor
 from ednas.latency.table import LatencyTable, default_table
-from ednas.search.space import SearchSpace
+from ednas.arch.space import SearchSpace
 from ednas.supernet.evaluate import CalibImages, SupernetEvaluator, class_names
 from ednas.supernet.supernet import Supernet, uniform
 from ednas.supernet.train import smallest
@@ -33,6 +36,12 @@ from ednas.supernet.train import smallest
 
 def ednas(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "ednas.cli", *args], check=True)
+
+
+def cpu_line() -> str:
+    m = machine_info(1)
+    flags = " ".join(m.get("cpu_flags") or [])
+    return f"CPU: {m.get('cpu')} ({m.get('logical_cores')} cores) {flags}"
 
 
 def main() -> None:
@@ -54,7 +63,7 @@ def main() -> None:
     init, trained = work / "init.pt", work / "super.pt"
     if not init.exists():
         ednas("supernet", "init", "--from", args.weights, "--images", str(even_dir), "--out", str(init))
-    if not trained.exists() or (work / "super.pt.state").exists() and not (work / "trained.done").exists():
+    if not (work / "trained.done").exists():
         if not trained.exists():
             shutil.copy(init, trained)
         ednas("supernet", "train", str(trained), "--recipe", "enhanced_nanodet_s", "--images", str(even_dir),
@@ -64,25 +73,32 @@ def main() -> None:
         (work / "trained.done").write_text("")
 
     space = SearchSpace.load()
-    predictor = LatencyPredictor(LatencyTable(default_table()))
+    predictor = LatencyPredictor(LatencyTable.load(default_table()))
     base_ms = predictor.predict(space.base)
     rng = random.Random(1)
     archs = {"base (s)": space.base, "smallest": smallest(space), "uniform 0.75": uniform(space, 0.75),
              "uniform 0.5": uniform(space, 0.5), "base @256": space.base.replace(input_size=256)}
     archs.update({f"random {i}": space.sample(rng) for i in range(args.random_archs)})
-    scores = {}
+    scores, seconds = {}, []
     for label, path in (("cut", init), ("trained", trained)):
         sn = Supernet.load(path)
         from ednas.data import build_dataset, split_from_paths
 
         ds = build_dataset(split_from_paths(str(odd_dir), str(odd_ann)), class_names(sn))
         ev = SupernetEvaluator(sn, ds, CalibImages(even_dir, 64), threads=args.threads)
-        scores[label] = {name: 100 * ev(arch) for name, arch in archs.items()}
+        scores[label] = {}
+        for name, arch in archs.items():
+            t0 = time.perf_counter()
+            scores[label][name] = 100 * ev(arch)
+            seconds.append(time.perf_counter() - t0)
     from ednas.eval.coco_eval import evaluate
     from ednas.eval.predictors import OnnxPredictor
 
     released = 100 * evaluate(OnnxPredictor(args.weights, threads=args.threads), ds, progress=False)["mAP"]
-    print(f"\nreleased s on the odd half (64 held-out images): mAP {released:.1f}")
+    print(f"\n{cpu_line()}")
+    print(f"evaluator: median {statistics.median(seconds):.1f} s per sub-network (slice + BN recalibration on 64 "
+          f"images + COCO mAP on 64; {len(seconds)} calls, {args.threads} threads)")
+    print(f"released s on the odd half (64 held-out images): mAP {released:.1f}")
     print(f"{'architecture':16s} {'pred ms':>8s} {'x s':>6s} {'cut mAP':>8s} {'trained mAP':>12s} {'% of s':>7s}")
     for name, arch in archs.items():
         ms = predictor.predict(arch)

@@ -1,16 +1,49 @@
 """The `ednas` command line. Each sub-command lives in `ednas/commands/<name>.py` and exposes
 `register(subparsers)`; heavy imports happen inside the command, so `ednas --help` is instant.
-User errors (EdnasError) are printed as one line, without a traceback."""
+
+The error boundary (`main`) turns every failure into one line on stderr:
+
+- bad usage or a user error (EdnasError): `ednas CMD: error: ...`, exit code 2;
+- a file-system error (permission, no space, read-only, a folder where a file belongs):
+  the path and the fix, exit code 2;
+- anything else is a bug: its type and message and "rerun with --debug", exit code 1.
+
+`--debug` (anywhere on the line) adds the traceback. Third-party log lines and Python warnings
+are shown only with `-v`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
+import traceback
+import warnings
+from typing import Iterator, NoReturn
 
 from ednas import __version__
-from ednas.errors import EdnasError
+from ednas.errors import EdnasError, describe_os_error
+
+EXIT_USER_ERROR = 2  # bad input, bad usage, an output that cannot be written
+EXIT_BUG = 1  # an unexpected exception: a bug to report (with the --debug traceback)
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(EdnasError):
+    """Bad command-line usage (argparse's own checks), reported like any user error."""
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(message)
+        self.prog = prog
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (a UsageError) instead of usage + exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(self.prog, f"{message} (see {self.prog} --help)")
 
 # module names under ednas.commands, in the order `ednas --help` lists them
 COMMANDS = [
@@ -26,15 +59,22 @@ COMMANDS = [
     "gradcam",
     "prune",
     "quantize",
+    "supernet",
+    "search",
+    "convert_checkpoint",
+    "report",
+    "run",
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ednas", description="Hardware-aware compression and NAS for Enhanced NanoDet."
     )
     parser.add_argument("--version", action="version", version=f"ednas {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, including third-party libraries' log lines and warnings")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (also after COMMAND)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"ednas.commands.{name}").register(sub)
@@ -42,27 +82,71 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    # positionals may follow options (`infer RECIPE --weights W IMG...`): hand the leftovers
-    # to a command's variadic `inputs`, reject them everywhere else
-    args, rest = parser.parse_known_args(argv)
-    if rest:
-        if isinstance(getattr(args, "inputs", None), list) and not any(r.startswith("-") for r in rest):
-            args.inputs += rest
-        else:
-            parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    """Run one command; returns the exit code (see the module docstring)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    command = "ednas"
     try:
-        return int(args.func(args) or 0)
+        parser = build_parser()
+        # positionals may follow options (`infer RECIPE --weights W IMG...`): hand the leftovers
+        # to a command's variadic `inputs`, reject them everywhere else
+        args, rest = parser.parse_known_args(argv)
+        command = f"ednas {args.command}"
+        if rest:
+            if isinstance(getattr(args, "inputs", None), list) and not any(r.startswith("-") for r in rest):
+                args.inputs += rest
+            else:
+                raise UsageError(command, f"unrecognized arguments: {' '.join(rest)} (see {command} --help)")
+        with _quiet_third_parties(args.verbose):
+            return int(args.func(args) or 0)
+    except UsageError as exc:
+        return _fail(exc.prog, "error", str(exc), EXIT_USER_ERROR, debug)
     except EdnasError as exc:
-        print(f"ednas {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(command, "error", str(exc), EXIT_USER_ERROR, debug)
+    except OSError as exc:
+        return _fail(command, "error", describe_os_error(exc), EXIT_USER_ERROR, debug)
     except KeyboardInterrupt:
-        print(f"ednas {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return _fail(command, "interrupted", "stopped by the user; outputs are unchanged or complete",
+                     EXIT_INTERRUPTED, debug)
+    except MemoryError:
+        return _fail(command, "error", "out of memory; use a smaller batch or input size", EXIT_USER_ERROR, debug)
+    except Exception as exc:  # a bug: say what it was, keep the traceback for --debug
+        message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return _fail(command, "internal error", f"{message} (rerun with --debug for the traceback)", EXIT_BUG, debug)
+
+
+def _fail(command: str, kind: str, message: str, code: int, debug: bool) -> int:
+    """Print the one-line message (the traceback first with --debug); return the exit code."""
+    if debug and sys.exc_info()[0] is not None:
+        traceback.print_exc()
+    line = " ".join(message.split())  # one line, whatever a library put in its message
+    print(f"{command}: {kind}: {line}", file=sys.stderr)
+    return code
+
+
+@contextlib.contextmanager
+def _quiet_third_parties(verbose: bool) -> Iterator[None]:
+    """ednas INFO lines always; other libraries' log lines, Python warnings and ONNX Runtime's
+    own logger only with -v (quantizer and profiler chatter otherwise buries the output)."""
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    root, ours = logging.getLogger(), logging.getLogger("ednas")
+    saved = root.level, ours.level
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    ours.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not verbose:
+        with contextlib.suppress(ImportError):
+            import onnxruntime
+
+            onnxruntime.set_default_logger_severity(3)  # errors only
+    try:
+        with warnings.catch_warnings():
+            if not verbose:
+                warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.setLevel(saved[0])
+        ours.setLevel(saved[1])
 
 
 if __name__ == "__main__":

@@ -23,9 +23,12 @@ def load_yaml(path: str | Path) -> Any:
     """Read a YAML file, turning every I/O or syntax problem into a one-line error."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: no such file (give the path of a YAML file)")
+        what = "is a folder" if path.is_dir() else "no such file"
+        raise InputError(f"{path}: {what} (give the path of a YAML file)")
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (binary or wrong encoding); give a UTF-8 YAML file") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -1,6 +1,8 @@
 """Project exceptions: every user error is an EdnasError whose message is one line that
 says what was wrong and how to fix it. The CLI prints it without a traceback."""
 
+import errno
+
 
 class EdnasError(Exception):
     """Base class for errors caused by user input (paths, recipes, models, budgets)."""
@@ -20,3 +22,36 @@ class ModelMismatchError(EdnasError):
 
 class DataError(EdnasError):
     """A dataset (images or annotations) is malformed."""
+
+
+class OutputError(EdnasError):
+    """An output cannot be written (read-only or full disk, no permission, a folder in the way)."""
+
+
+# what to do about each file-system failure, by errno
+_OS_FIXES: dict[int, str] = {
+    errno.EACCES: "permission denied; choose a writable location or fix the folder's permissions",
+    errno.EPERM: "operation not permitted; choose another location or fix its permissions",
+    errno.EROFS: "read-only file system; write to a writable location",
+    errno.ENOSPC: "no space left on the device; free some space or write elsewhere",
+    errno.EDQUOT: "disk quota exceeded; free some space or write elsewhere",
+    errno.EISDIR: "is a folder; give a file path",
+    errno.ENOTDIR: "a part of this path is a file, not a folder; fix the path",
+    errno.ENOENT: "no such file or folder; check the path",
+    errno.EEXIST: "already exists; remove it or give another path",
+    errno.ENAMETOOLONG: "file name too long; give a shorter path",
+    errno.EMFILE: "too many open files; raise the limit (ulimit -n) and retry",
+    errno.EIO: "input/output error from the device; check the disk",
+}
+
+
+def describe_os_error(exc: OSError, fix: str = "", default_path: str | None = None) -> str:
+    """One line for a file-system error: `PATH: what went wrong; how to fix it`."""
+    path = exc.filename if exc.filename is not None else default_path
+    if exc.filename2 is not None:
+        path = f"{path} -> {exc.filename2}"
+    what = _OS_FIXES.get(exc.errno or -1) or (exc.strerror or str(exc) or type(exc).__name__)
+    line = f"{path}: {what}" if path else what
+    if fix and fix not in line:
+        line += f" ({fix})"
+    return " ".join(line.split())  # one line, whatever the OS put in strerror

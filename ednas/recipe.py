@@ -15,12 +15,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ednas.arch import ArchSpec
 from ednas.config import from_dict, load_yaml, merge, to_dict
 from ednas.data.classes import NAMED_CLASS_LISTS
-from ednas.errors import ConfigError
+from ednas.errors import ConfigError, ModelMismatchError
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,26 @@ class TrainConfig:
     channels_last: bool = False  # NHWC tensors: about 20 % faster CPU steps for depthwise-heavy models
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        """Impossible values are refused here, not found out epochs later (or never)."""
+        for name in ("epochs", "batch_size", "val_interval", "assigner_topk"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} is {getattr(self, name)}; it must be at least 1")
+        for name in ("workers", "warmup_steps", "detach_epoch", "bn_unfold_images"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} is {getattr(self, name)}; it must be 0 or more")
+        for name in ("lr", "grad_clip", "ema_warmup"):
+            if not 0 < getattr(self, name) < float("inf"):
+                raise ValueError(f"{name} is {getattr(self, name)}; it must be a positive number")
+        if not 0 <= self.min_lr <= self.lr:
+            raise ValueError(f"min_lr is {self.min_lr}; it must be between 0 and lr ({self.lr})")
+        if not 0 <= self.ema_decay < 1 or not 0 < self.warmup_ratio <= 1:
+            raise ValueError("ema_decay must be in [0, 1) and warmup_ratio in (0, 1]")
+        for name in ("weight_decay", "qfl_weight", "dfl_weight", "giou_weight", "distill_cls_weight",
+                     "distill_reg_weight", "qfl_beta", "assigner_iou_factor"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} is {getattr(self, name)}; it must be 0 or more")
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -117,7 +137,7 @@ _SECTIONS = ("model", "data", "train")
 
 def resolve_arch(model: dict, where: str, base_dir: Path | None = None) -> ArchSpec:
     """`{arch: NAME | PATH.yml, **overrides}` -> ArchSpec (overrides deep-merged, then checked)."""
-    from ednas.models.zoo import get_arch
+    from ednas.arch.zoo import get_arch
 
     model = dict(model)
     name = model.pop("arch", None)
@@ -160,7 +180,7 @@ def load_recipe(path_or_name: str | Path) -> Recipe:
         if bundled.exists():
             path = bundled
         else:
-            from ednas.models.zoo import get_arch
+            from ednas.arch.zoo import get_arch
 
             get_arch(str(path_or_name))  # raises with the list of known names
             return parse_recipe({"model": {"arch": str(path_or_name)}}, str(path_or_name), str(path_or_name))
@@ -169,3 +189,69 @@ def load_recipe(path_or_name: str | Path) -> Recipe:
 
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+
+
+# architecture fields a pruned or searched checkpoint may change while its recipe still fits:
+# the genes of the search space (widths, kernel refine, neck blocks and width, head width) and
+# the training-only aux branch; everything else (rows, stages, activation, head form...) must
+# match the recipe
+SEARCHABLE_FIELDS = ("backbone.widths", "backbone.kr", "neck.block_types", "neck.width",
+                     "head.feat_channels", "aux", "input_size", "num_classes")
+
+
+def arch_difference(ckpt: Any, recipe: Any, ignore: tuple[str, ...] = SEARCHABLE_FIELDS) -> str | None:
+    """The first field (dotted name, both values) in which two ArchSpecs differ, outside `ignore`;
+    None when they are the same architecture up to the ignored fields."""
+    return _first_difference(ckpt.to_dict(), recipe.to_dict(), "", ignore)
+
+
+def _first_difference(a: Any, b: Any, where: str, ignore: tuple[str, ...]) -> str | None:
+    if where.rstrip(".") in ignore:
+        return None
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            found = _first_difference(a.get(key), b.get(key), f"{where}{key}.", ignore)
+            if found:
+                return found
+        return None
+    if a != b:
+        return f"{where.rstrip('.')}: {_short(a)} in the checkpoint, {_short(b)} in the recipe"
+    return None
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list) and len(value) > 3:
+        return f"{len(value)} entries {value[:2]}..."
+    return repr(value)
+
+
+def load_model(recipe_arg: str, weights: str | None = None, aux: bool = False):
+    """(recipe, model): the recipe's model, or the checkpoint's own architecture (a pruned or
+    searched model) with the recipe's classes and input size, loaded with `weights` when given.
+    A checkpoint of another architecture (say an s checkpoint with the m recipe) is refused."""
+    from ednas.io import recover
+    from ednas.models import build_model, load_checkpoint
+    from ednas.models.checkpoint import checkpoint_arch
+    from ednas.recipe import load_recipe
+
+    recipe = load_recipe(recipe_arg)
+    arch = recipe.model
+    if weights:
+        recover(Path(weights).parent)  # finish an output set a killed run committed
+        ckpt_arch = checkpoint_arch(weights)
+        if ckpt_arch.num_classes != arch.num_classes:
+            raise ModelMismatchError(
+                f"{weights}: checkpoint predicts {ckpt_arch.num_classes} classes, recipe {recipe_arg} "
+                f"has {arch.num_classes} class names"
+            )
+        difference = arch_difference(ckpt_arch, arch)
+        if difference:
+            raise ModelMismatchError(
+                f"{weights}: the checkpoint's architecture is not recipe {recipe.name}'s ({difference}); "
+                "give the recipe it was trained or imported with"
+            )
+        arch = dataclasses.replace(ckpt_arch, input_size=arch.input_size) if ckpt_arch != arch else arch
+    model = build_model(arch, aux=aux)
+    if weights:
+        load_checkpoint(model, weights)
+    return recipe, model

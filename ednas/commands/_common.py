@@ -1,11 +1,63 @@
-"""Helpers shared by the sub-commands: recipe + weights -> model."""
+"""Helpers shared by the sub-commands: option types that reject impossible values at the
+boundary. (recipe + weights -> model lives in the library: `ednas.recipe.load_model`.)"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
-from ednas.errors import ModelMismatchError
+from ednas.recipe import SEARCHABLE_FIELDS, arch_difference, load_model  # noqa: F401  (the commands' import point)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (counts: threads, batch sizes, images, epochs)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (data-loader workers, fine-tune epochs, indices)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return value
+
+
+def input_size(text: str) -> int:
+    """argparse type: a square input size, a multiple of 32 from 32 up (the detectors' strides)."""
+    value = positive_int(text)
+    if value % 32:
+        raise argparse.ArgumentTypeError(f"{value} is not a multiple of 32 (e.g. {max(32, value // 32 * 32)})")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (learning rates, scores)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number")
+    return value
+
+
+def unit_fraction(text: str) -> float:
+    """argparse type: a number in [0, 1] (score thresholds)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 1")
+    return value
 
 
 def add_recipe(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -15,24 +67,8 @@ def add_recipe(parser: argparse.ArgumentParser, required: bool = True) -> None:
     )
 
 
-def load_model(recipe_arg: str, weights: str | None = None, aux: bool = False):
-    """(recipe, model): the recipe's model, or the checkpoint's own architecture (a pruned or
-    searched model) with the recipe's classes, loaded with `weights` when given."""
-    from ednas.models import build_model, load_checkpoint
-    from ednas.models.checkpoint import checkpoint_arch
-    from ednas.recipe import load_recipe
+def add_batch_size(parser: argparse.ArgumentParser, default: int, help: str) -> None:
+    """`--batch-size N` (the one name across commands) with `--batch` kept as an alias."""
+    parser.add_argument("--batch-size", "--batch", dest="batch_size", type=positive_int, default=default,
+                        metavar="N", help=help)
 
-    recipe = load_recipe(recipe_arg)
-    arch = recipe.model
-    if weights:
-        ckpt_arch = checkpoint_arch(weights)
-        if ckpt_arch.num_classes != arch.num_classes:
-            raise ModelMismatchError(
-                f"{weights}: checkpoint predicts {ckpt_arch.num_classes} classes, recipe {recipe_arg} "
-                f"has {arch.num_classes} class names"
-            )
-        arch = dataclasses.replace(ckpt_arch, input_size=arch.input_size) if ckpt_arch != arch else arch
-    model = build_model(arch, aux=aux)
-    if weights:
-        load_checkpoint(model, weights)
-    return recipe, model

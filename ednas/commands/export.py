@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ednas.commands._common import add_recipe
+from ednas.commands._common import add_recipe, input_size
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_recipe(p)
     p.add_argument("--weights", required=True, metavar="CKPT")
     p.add_argument("--out", required=True, metavar="MODEL.onnx")
-    p.add_argument("--input-size", type=int, help="square input size (default: the recipe's)")
+    p.add_argument("--input-size", type=input_size, help="square input size (default: the recipe's)")
     p.add_argument("--opset", type=int, default=13, help="ONNX opset (>= 13; default 13)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
     p.set_defaults(func=run)
@@ -21,10 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ednas.commands._common import load_model
     from ednas.errors import InputError
-    from ednas.models.export import export_onnx
+    from ednas.io import check_output
+    from ednas.models.export import MAX_OPSET, export_onnx
 
-    if args.opset < 13:
-        raise InputError(f"--opset {args.opset}: use 13 or newer (per-channel INT8 needs it)")
+    if not 13 <= args.opset <= MAX_OPSET:
+        raise InputError(f"--opset {args.opset}: use 13 to {MAX_OPSET} (per-channel INT8 needs 13 or newer)")
+    check_output(args.out)
     _, model = load_model(args.recipe, args.weights)
     path = export_onnx(model, args.out, args.input_size, args.opset, simplify=not args.no_simplify)
     size = args.input_size or model.arch.input_size

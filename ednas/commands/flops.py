@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from ednas.commands._common import add_recipe
+from ednas.commands._common import add_recipe, input_size
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("flops", help="parameters (BN unfused, aux excluded) and MACs of a model")
     add_recipe(p)
     p.add_argument("--weights", help="checkpoint (its architecture is used, e.g. a pruned model)")
-    p.add_argument("--input-size", type=int, help="square input size (default: the recipe's)")
+    p.add_argument("--input-size", type=input_size, help="square input size (default: the recipe's)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 

@@ -19,9 +19,11 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ednas.commands._common import load_model
+    from ednas.io import atomic_path, check_output
     from ednas.models import save_checkpoint
     from ednas.models.onnx_import import import_onnx
 
+    check_output(args.out)
     recipe, model = load_model(args.recipe)
     import_onnx(model, args.onnx)
     model.eval()
@@ -33,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     with torch.no_grad():
         got = model.inference(torch.from_numpy(x)).numpy()
     c = model.arch.num_classes
-    save_checkpoint(args.out, model, source=str(args.onnx), recipe=recipe.name)
+    with atomic_path(args.out) as tmp:  # one-line errors for a full or read-only destination
+        save_checkpoint(tmp, model, source=str(args.onnx), recipe=recipe.name)
     print(f"wrote {args.out}: {recipe.name}, {model.num_params():,} parameters; vs ONNX Runtime "
           f"max |d| scores {np.abs(got[..., :c] - expected[..., :c]).max():.1e}, "
           f"logits {np.abs(got[..., c:] - expected[..., c:]).max():.1e}")

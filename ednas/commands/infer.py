@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ednas.commands._common import unit_fraction
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -16,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--onnx", metavar="MODEL.onnx", help="ONNX model with the released contract")
     p.add_argument("--recipe", help="with --onnx: recipe for class names, strides (default: COCO classes)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the drawn images")
-    p.add_argument("--score", type=float, default=0.35, help="draw detections scoring at least this")
+    p.add_argument("--score", type=unit_fraction, default=0.35, help="draw detections scoring at least this")
     p.set_defaults(func=run)
 
 
@@ -28,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from ednas.commands._common import load_model
     from ednas.data.preprocess import preprocess, read_image
     from ednas.errors import EdnasError, InputError
+    from ednas.io import atomic_path, check_output, write_error
     from ednas.eval.predictors import OnnxPredictor, TorchPredictor
     from ednas.eval.coco_eval import decode_output
     from ednas.recipe import load_recipe
@@ -35,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.weights) == bool(args.onnx):
         raise InputError("give exactly one of --weights CKPT (with a RECIPE) or --onnx MODEL.onnx")
+    check_output(args.out, folder=True)
     if args.weights:
         if len(args.inputs) < 2:
             raise InputError("usage: ednas infer RECIPE --weights CKPT IMAGE... --out DIR")
@@ -44,20 +48,31 @@ def run(args: argparse.Namespace) -> int:
         recipe = load_recipe(args.recipe or "enhanced_nanodet_s")
         predictor, images, arch = OnnxPredictor(args.onnx), args.inputs, recipe.model
     out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    failed = 0
+    names = [Path(p).name for p in images]
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise InputError(f"two images are named {twice}; their drawings would overwrite each other in --out")
+    failed: list[str] = []
     for path in images:
         try:
             img = read_image(path)
         except EdnasError as exc:
+            if len(images) == 1:
+                raise
             print(f"skipped: {exc}")
-            failed += 1
+            failed.append(str(exc))
             continue
         size = predictor.input_size
         x, scale = preprocess(img, size, recipe.data.keep_ratio, recipe.data.mean, recipe.data.std)
         det = decode_output(predictor(x), size, arch.strides, arch.num_classes, arch.head.reg_max, [scale])[0]
         target = out_dir / Path(path).name
-        cv2.imwrite(str(target), draw_detections(img, det, recipe.class_names, args.score))
+        if not cv2.haveImageWriter(str(target)):
+            target = target.with_suffix(".png")
+        with atomic_path(target) as tmp:
+            if not cv2.imwrite(str(tmp), draw_detections(img, det, recipe.class_names, args.score)):
+                raise write_error(target, "OpenCV could not write the image")
         shown = int((det.scores >= args.score).sum())
         print(f"{target}: {shown} objects (score >= {args.score})")
-    return 1 if failed == len(images) else 0
+    if len(failed) == len(images):
+        raise InputError(f"none of the {len(images)} images could be read (first: {failed[0]})")
+    return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ednas.commands._common import input_size
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("latency", help="predict a model's latency from a latency table")
@@ -12,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="recipe YAML, bundled recipe or architecture name, or an ARCH.yml")
     p.add_argument("--table", metavar="CSV", help="latency table (default: latency_tables/enhanced_nanodet_cpu_fp32_2t.csv)")
     p.add_argument("--space", metavar="FILE", help="refuse a table built for a space other than this one")
-    p.add_argument("--input-size", type=int, help="square input size (default: the model's)")
+    p.add_argument("--input-size", type=input_size, help="square input size (default: the model's)")
     p.add_argument("--rescale", action="store_true",
                    help="time the probe model now and scale the prediction to this machine's current speed")
     p.set_defaults(func=run)

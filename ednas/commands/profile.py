@@ -6,26 +6,36 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ednas.commands._common import positive_int
+
+
+def calib_count(text: str) -> int:
+    """argparse type: whole models for the calibration fit (3 terms, so at least 3)."""
+    value = positive_int(text)
+    if value < 3:
+        raise argparse.ArgumentTypeError(f"{value}: the calibration fit has 3 terms; give at least 3 models")
+    return value
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("profile", help="latency lookup table of a search space (ONNX Runtime)")
     p.add_argument("--device", default="cpu", help="target to measure on (here: cpu)")
     p.add_argument("--space", metavar="FILE", help="search space YAML (default: search_spaces/enhanced_nanodet.yml)")
-    p.add_argument("--threads", type=int, default=2, help="ORT intra-op threads (default 2)")
+    p.add_argument("--threads", type=positive_int, default=2, help="ORT intra-op threads (default 2)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
     p.add_argument("--spin", action="store_true",
                    help="let ORT worker threads spin-wait (its default; off here: robust on shared machines)")
-    p.add_argument("--calib-models", type=int, default=48, metavar="K",
+    p.add_argument("--calib-models", type=calib_count, default=48, metavar="K",
                    help="whole models for calibration (default 48)")
     p.add_argument("--out", metavar="PATH",
                    help="table CSV (default latency_tables/SPACE_DEVICE_PRECISION_Nt.csv); with --validate a folder")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--bundle", metavar="DIR", help="write unit ONNX files + standalone runner to DIR")
     mode.add_argument("--import", dest="import_", metavar="RESULTS", help="make a table from a measured bundle")
-    mode.add_argument("--validate", type=int, metavar="N", help="predicted vs measured on N random architectures")
+    mode.add_argument("--validate", type=positive_int, metavar="N", help="predicted vs measured on N random architectures")
     p.add_argument("--table", metavar="CSV", help="with --validate: the table to check (default: as --out)")
     p.add_argument("--seed", type=int, default=0, help="with --validate: sampling seed")
-    p.add_argument("--passes", type=int, default=2, metavar="K",
+    p.add_argument("--passes", type=positive_int, default=2, metavar="K",
                    help="with --validate: measure every model K times, minutes apart; with K >= 2 the report "
                         "shows how well a measurement repeats (the noise floor of the check; default 2)")
     p.set_defaults(func=run)
@@ -36,10 +46,18 @@ def run(args: argparse.Namespace) -> int:
     from ednas.latency.table import default_table
     from ednas.search import SearchSpace
 
+    from ednas.io import check_output
+
     profiler.check_device(args.device)
     space = SearchSpace.load(args.space)
     table = Path(args.table or (args.out if args.out and args.validate is None else "")
                  or default_table(space.name, args.precision, args.threads, args.device))
+    if args.bundle:
+        check_output(args.bundle, folder=True)
+    elif args.validate is not None:
+        check_output(args.out or ".", folder=True)
+    else:
+        check_output(table)  # before minutes of measuring
     if args.bundle:
         n = profiler.write_bundle(space, Path(args.bundle), args.precision, args.threads, args.spin,
                                   args.calib_models)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import re
 
-from ednas.commands._common import add_recipe
+from ednas.commands._common import add_batch_size, add_recipe, nonnegative_int, positive_float, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,57 +23,85 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="e.g. 8ms (absolute, on this machine now) or 75%% (of the unpruned model)")
     target.add_argument("--ratio", type=float, help="fraction of every width to remove, e.g. 0.3")
     p.add_argument("--table", help="latency table (CSV) to search with; default: measure candidates")
-    p.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads for timing")
+    p.add_argument("--threads", type=positive_int, default=2, help="ONNX Runtime threads for timing")
     p.add_argument("--calib", metavar="DIR",
                    help="images to recalibrate BatchNorm statistics on after pruning (default: --images)")
     p.add_argument("--images", help="evaluate before/after on these images (with --ann)")
     p.add_argument("--ann", help="COCO json (or VOC folder) for --images")
-    p.add_argument("--finetune-epochs", type=int, default=0, help="distillation fine-tune epochs (needs --data)")
+    p.add_argument("--finetune-epochs", type=nonnegative_int, default=0, help="distillation fine-tune epochs (needs --data)")
     p.add_argument("--data", help="training data for the fine-tune (as for `ednas train --data`)")
-    p.add_argument("--batch-size", type=int, default=16, help="fine-tune batch size")
-    p.add_argument("--lr", type=float, default=2e-4, help="fine-tune learning rate")
-    p.add_argument("--out", required=True, metavar="CKPT", help="pruned checkpoint to write")
+    add_batch_size(p, 16, "fine-tune batch size (default 16)")
+    p.add_argument("--lr", type=positive_float, default=2e-4, help="fine-tune learning rate")
+    p.add_argument("--out", required=True, metavar="CKPT",
+                   help="pruned checkpoint to write; CKPT.arch.yml and CKPT.json are written with it, as one set")
     p.set_defaults(func=run)
 
 
 def parse_target(text: str) -> tuple[str, float]:
-    """'8ms' / '8' -> ("ms", 8.0); '75%' / '0.75x' -> ("relative", 0.75)."""
+    """'8ms' / '8' -> ("ms", 8.0); '75%' / '0.75x' -> ("relative", 0.75). A relative target must
+    be below the unpruned model (under 100 %) and above 0; an absolute one above 0."""
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|%|x)?\s*", text)
     from ednas.errors import InputError
 
     if not m:
         raise InputError(f"--target-latency {text!r}: write e.g. 8ms or 75%")
     value, unit = float(m.group(1)), m.group(2) or "ms"
-    if unit == "%":
-        return "relative", value / 100
-    if unit == "x":
-        return "relative", value
-    return "ms", value
+    if value <= 0:
+        raise InputError(f"--target-latency {text}: must be above 0")
+    if unit == "ms":
+        return "ms", value
+    relative = value / 100 if unit == "%" else value
+    if relative >= 1:
+        raise InputError(f"--target-latency {text}: pruning only makes a model faster; give less than 100% "
+                         "(or 1x) of the unpruned latency, e.g. 75%")
+    return "relative", relative
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    import tempfile
     from pathlib import Path
 
     from ednas.commands._common import load_model
-    from ednas.compress.latency_target import MeasuredLatency, find_ratio
-    from ednas.compress.prune import PruningError, prune_weights, shrink_arch
     from ednas.errors import InputError
-    from ednas.models import save_checkpoint
-    from ednas.models.complexity import complexity
-    from ednas.models.export import export_onnx
+    from ednas.io import check_output, scratch_dir
 
     if args.ratio is not None and not 0 < args.ratio < 1:
         raise InputError(f"--ratio {args.ratio}: give a fraction between 0 and 1")
+    if args.target_latency is not None:
+        parse_target(args.target_latency)  # refuse a bad target before any work
     if args.finetune_epochs and not args.data:
         raise InputError("--finetune-epochs needs --data (the training images)")
     if bool(args.images) != bool(args.ann):
         raise InputError("give both --images and --ann, or neither")
+    out = Path(args.out)
+    if out.suffix in (".yml", ".yaml", ".json"):
+        raise InputError(f"--out {out}: give the checkpoint path (e.g. pruned.ckpt); the .arch.yml and .json go beside it")
+    for path in (out, out.with_suffix(".arch.yml"), out.with_suffix(".json")):
+        check_output(path)
     recipe, model = load_model(args.recipe, args.weights)
     model.eval()
+    if args.images:  # before minutes of pruning: the evaluation set must hold the images
+        from ednas.commands.test import check_images_found
+        from ednas.data import build_dataset, split_from_paths
+
+        check_images_found(build_dataset(split_from_paths(args.images, args.ann), recipe.class_names),
+                           args.images, args.ann)
+    with scratch_dir("prune") as work:  # candidate ONNX files, fine-tune state; always removed
+        return _prune(args, recipe, model, work)
+
+
+def _prune(args: argparse.Namespace, recipe, model, work) -> int:
+    """Find the ratio, prune, (fine-tune), evaluate, then commit the output set."""
+    import json
+    from pathlib import Path
+
+    from ednas.compress.latency_target import MeasuredLatency, find_ratio
+    from ednas.compress.prune import PruningError, prune_weights, shrink_arch
+    from ednas.io import output_set
+    from ednas.models import save_checkpoint
+    from ednas.models.complexity import complexity
+    from ednas.models.export import export_onnx
+
     base = model.arch
-    work = Path(tempfile.mkdtemp(prefix="ednas-prune-"))
     measured = MeasuredLatency(base, args.threads, work)
 
     if args.ratio is not None:
@@ -129,21 +157,26 @@ def run(args: argparse.Namespace) -> int:
 
     if args.images:
         summary["mAP"] = {"before": _evaluate(model, recipe, args), "after_pruning": _evaluate(pruned, recipe, args)}
-        print(f"mAP before {summary['mAP']['before']:.4f}, after pruning {summary['mAP']['after_pruning']:.4f}")
+        print(f"mAP before {100 * summary['mAP']['before']:.1f} %, "
+              f"after pruning {100 * summary['mAP']['after_pruning']:.1f} %")
     if args.finetune_epochs:
         pruned = _finetune(pruned, model, recipe, args, work)
         if args.images:
             summary["mAP"]["after_finetune"] = _evaluate(pruned, recipe, args)
-            print(f"mAP after {args.finetune_epochs} fine-tune epochs {summary['mAP']['after_finetune']:.4f}")
+            print(f"mAP after {args.finetune_epochs} fine-tune epochs {100 * summary['mAP']['after_finetune']:.1f} %")
 
+    # checkpoint, ARCH.yml and summary are one output: committed together (a kill leaves the
+    # old set or the new one, never a mix; see ednas.io.output_set)
     out = Path(args.out)
     arch_path = out.with_suffix(".arch.yml")
     summary_path = out.with_suffix(".json")
-    save_checkpoint(out, pruned, source=str(args.weights), pruning=summary)
-    pruned.arch.save(arch_path)
-    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    with output_set(out, arch_path, summary_path) as (tmp_ckpt, tmp_arch, tmp_summary):
+        save_checkpoint(tmp_ckpt, pruned, source=str(args.weights), pruning=summary)
+        pruned.arch.save(tmp_arch)
+        tmp_summary.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {out}, {arch_path}, {summary_path}")
     return 0
+
 
 
 def _calibration_batches(folder: str | None, size: int, images: int = 64, batch: int = 16):
@@ -152,10 +185,18 @@ def _calibration_batches(folder: str | None, size: int, images: int = 64, batch:
         return None
     import torch
 
+    from ednas.errors import InputError
+
     from ednas.compress.quantize_calib import list_images, load_batch
 
     files = list_images(folder, images)
-    return [torch.from_numpy(load_batch(files[i:i + batch], size)) for i in range(0, len(files), batch)]
+    if len(files) < 2:
+        raise InputError(f"{folder}: BatchNorm recalibration needs at least 2 images, found {len(files)}")
+    starts = list(range(0, len(files), batch))
+    if len(files) - starts[-1] == 1:  # a last batch of one image: BatchNorm cannot use it
+        starts.pop()
+    ends = starts[1:] + [len(files)]
+    return [torch.from_numpy(load_batch(files[a:b], size)) for a, b in zip(starts, ends)]
 
 
 def _macs(arch) -> float:
@@ -188,11 +229,13 @@ def _table_latency(table: str, base, fallback):
 
 
 def _evaluate(model, recipe, args) -> float:
+    from ednas.commands.test import check_images_found
     from ednas.data import build_dataset, split_from_paths
     from ednas.eval.coco_eval import evaluate
     from ednas.eval.predictors import TorchPredictor
 
     dataset = build_dataset(split_from_paths(args.images, args.ann), recipe.class_names)
+    check_images_found(dataset, args.images, args.ann)
     arch, data = model.arch, recipe.data
     result = evaluate(TorchPredictor(model), dataset, recipe.class_names, strides=arch.strides,
                       reg_max=arch.head.reg_max, keep_ratio=data.keep_ratio, mean=data.mean, std=data.std,

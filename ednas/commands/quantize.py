@@ -12,13 +12,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calib", required=True, metavar="IMAGES_DIR", help="calibration images folder")
     p.add_argument("--images", metavar="DIR", help="annotated selection images (accuracy-aware mode)")
     p.add_argument("--ann", metavar="JSON", help="COCO annotations of --images")
-    p.add_argument("--max-drop", type=float, default=0.5, help="allowed mAP drop in points (default 0.5)")
+    p.add_argument("--max-drop", type=float, default=0.5,
+                   help="allowed mAP drop in points: the upper end of its 95%% interval on held-out folds "
+                        "(default 0.5)")
+    p.add_argument("--folds", type=int, default=2, help="cross-validation folds of --images (default 2)")
+    p.add_argument("--target-cpu", choices=("auto", "avx2", "vnni"), default="auto",
+                   help="CPU the model will run on: auto (this one's flags), avx2 (no VNNI: 7-bit weights), "
+                        "vnni (avx512_vnni/avx_vnni/amx_int8: 8-bit weights)")
     p.add_argument("--backend", choices=("ort", "inc"), default="ort",
                    help="ort: ONNX Runtime QDQ; inc: Intel Neural Compressor PT2E (pip install 'ednas[inc]')")
     p.add_argument("--recipe", metavar="NAME",
                    help="architecture the ONNX was exported from (e.g. enhanced_nanodet_s); needed by --backend inc")
     p.add_argument("--calib-method", choices=("minmax", "entropy", "percentile", "mse"),
-                   help="default: percentile (ort), minmax (inc; inc supports minmax and entropy)")
+                   help="default: ort tries percentile and mse with --images (percentile without); inc: minmax "
+                        "(inc supports minmax and entropy)")
     p.add_argument("--num-calib", type=int, default=128, metavar="N", help="calibration images (default 128)")
     p.add_argument("--threads", type=int, default=2, help="ORT threads for evaluation and timing")
     p.add_argument("--out", metavar="OUT.onnx", help="default: MODEL.int8.onnx")
@@ -33,13 +40,25 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.model).with_suffix(".int8.onnx")
     config = QuantizeConfig(
         backend=args.backend, calib_method=args.calib_method, recipe=args.recipe, num_calib=args.num_calib,
-        max_drop=args.max_drop, threads=args.threads,
+        max_drop=args.max_drop, threads=args.threads, folds=args.folds, target_cpu=args.target_cpu,
     )
     s = quantize(args.model, args.calib, out, args.images, args.ann, config)
-    if "fp32_map" in s:
-        fallback = f", {len(s['fp32_tensors'])} tensors in FP32" if "fp32_tensors" in s else ""
+    if "cpu" in s:
+        c = s["cpu"]
+        print(f"CPU {c['model']} ({', '.join(c['flags']) or 'no INT8 flags'}): target {c['target']}, {c['why']}")
+    if "held_out" in s:
+        h = s["held_out"]
+        folds = ", ".join(f"{d['value']:.2f}" for d in h["per_fold"])
+        print(f"held-out drop {h['drop_points']:.2f} points (95% CI {h['ci95'][0]:.2f} to {h['ci95'][1]:.2f}) on "
+              f"{h['images']} images, {h['folds']} folds each calibrated and chosen on the others (fold drops {folds})")
+        print(f"shipped: {s['recipe']}; mAP FP32 {s['fp32_map'] * 100:.2f} -> INT8 {s['int8_map'] * 100:.2f} on the "
+              f"{h['images']} images that chose it (drop {s['in_sample_drop_points']:.2f}, not the claim above)")
+    elif "fp32_map" in s:
+        lo, hi = s["drop_ci95"]
         print(f"mAP FP32 {s['fp32_map'] * 100:.2f} -> INT8 {s['int8_map'] * 100:.2f} "
-              f"(drop {s['drop_points']:.2f} points{fallback})")
+              f"(drop {s['drop_points']:.2f} points, 95% CI {lo:.2f} to {hi:.2f}, on {s['eval']['count']} images)")
+    elif "recipe" in s and isinstance(s["recipe"], str) and s["backend"] == "ort":
+        print(f"shipped: {s['recipe']} (no --images: accuracy not measured)")
     lat = s["latency"]
     print(f"latency FP32 {lat['reference_ms']:.1f} ms, INT8 {lat['candidate_ms']:.1f} ms "
           f"({lat['threads']} threads, {lat['runs']} interleaved rounds): {s['speedup']:.2f}x "

@@ -95,7 +95,7 @@ def _class_names(text: str) -> tuple[str, ...]:
 
 def run_init(args: argparse.Namespace) -> int:
     from ednas.errors import InputError
-    from ednas.search.space import SearchSpace
+    from ednas.arch.space import SearchSpace
     from ednas.supernet.init import init_supernet
 
     space = SearchSpace.load(args.space)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ednas.commands._common import add_recipe
+from ednas.commands._common import add_batch_size, add_recipe, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,25 +22,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--images", metavar="DIR", help="images folder (default: the recipe's data.val)")
     p.add_argument("--ann", metavar="JSON|DIR",
                    help="COCO instances json, or a folder of Pascal VOC XML files (default: the recipe's data.val)")
-    p.add_argument("--json", metavar="OUT", help="also write the metrics (fractions) to this JSON file")
-    p.add_argument("--batch", type=int, default=8, metavar="N", help="images per forward pass (default 8)")
-    p.add_argument("--threads", type=int, default=None, metavar="N", help="ONNX Runtime intra-op threads")
+    p.add_argument("--out", "--json", dest="json", metavar="OUT.json",
+                   help="also write the metrics (fractions, not percent) to this JSON file")
+    add_batch_size(p, 8, "images per forward pass (default 8; --batch is an alias)")
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N", help="ONNX Runtime intra-op threads")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
     from ednas.commands._common import load_model
     from ednas.data import build_dataset, split_from_paths
-    from ednas.errors import InputError
-    from ednas.eval.coco_eval import METRICS, evaluate
+    from ednas.errors import DataError, InputError
+    from ednas.eval.bootstrap import evaluate_with_interval
+    from ednas.eval.coco_eval import METRICS
+    from ednas.io import check_output, write_json
     from ednas.eval.predictors import OnnxPredictor, TorchPredictor
     from ednas.recipe import load_recipe
 
-    if args.batch < 1:
-        raise InputError(f"--batch {args.batch}: give a positive number of images")
+    if args.json:
+        check_output(args.json)
     if args.onnx:
         recipe = load_recipe(args.recipe)
         predictor = OnnxPredictor(args.onnx, threads=args.threads)
@@ -59,23 +59,44 @@ def run(args: argparse.Namespace) -> int:
         if not (split.images and split.ann):
             raise InputError(f"recipe {recipe.name} has no data.val; give --images DIR --ann JSON")
     dataset = build_dataset(split, recipe.class_names)
+    check_images_found(dataset, split.images, split.ann)
 
     data = recipe.data
-    result = evaluate(
+    result = evaluate_with_interval(
         predictor, dataset, recipe.class_names, strides=arch.strides, reg_max=arch.head.reg_max,
-        batch_size=args.batch, keep_ratio=data.keep_ratio, mean=data.mean, std=data.std,
+        batch_size=args.batch_size, keep_ratio=data.keep_ratio, mean=data.mean, std=data.std,
     )
+    if not result["images"]:
+        raise DataError(f"{split.images}: none of the annotated images could be read ({len(dataset.skipped)} "
+                        f"unreadable, first: {dataset.skipped[0][1] if dataset.skipped else '?'})")
     model_name = args.onnx or args.weights
     print(f"{model_name} on {result['images']} images of {split.ann}"
           + (f" ({len(dataset.skipped)} unreadable, skipped)" if dataset.skipped else ""))
     print(format_table(result))
+    ci = result["mAP_interval"]
+    print(f"mAP {ci.value:.1f} (95% CI {ci.low:.1f} to {ci.high:.1f}: bootstrap over the {ci.images} images)")
     if args.json:
         out = {m: result[m] for m in METRICS}
         out["per_class"] = dict(result["per_class"])
         out["images"] = result["images"]
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+        out["mAP_interval"] = [ci.low / 100, ci.high / 100]
+        write_json(args.json, out)
         print(f"wrote {args.json}")
     return 0
+
+
+def check_images_found(dataset, images: str, ann: str) -> None:
+    """Refuse a set none of whose annotated images is in the images folder: scoring it would
+    print mAP 0 for what is a wrong --images path, not a bad model."""
+    from ednas.errors import DataError
+
+    if len(dataset) == 0 and not dataset.skipped:
+        raise DataError(f"{ann}: annotates no images; give annotations with at least one image")
+    if len(dataset) == 0:
+        missing = len(dataset.skipped)
+        example = f" (looked for e.g. {dataset.skipped[0][0]})" if dataset.skipped else ""
+        raise DataError(f"{images}: holds none of the {missing} images annotated in {ann}{example}; "
+                        "give the images folder that goes with the annotations")
 
 
 def format_table(result: dict[str, Any], columns: int = 3) -> str:

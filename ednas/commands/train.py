@@ -7,7 +7,7 @@ import dataclasses
 import logging
 import os
 
-from ednas.commands._common import add_recipe
+from ednas.commands._common import add_recipe, nonnegative_int, positive_float, positive_int
 
 EPILOG = """\
 data (--data / --val-data), any of:
@@ -44,11 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", metavar="CKPT",
                    help="initialise from a checkpoint (e.g. from import-onnx); its architecture is used, "
                         "a missing aux branch or another class count is fine")
-    p.add_argument("--epochs", type=int, metavar="N", help="total epochs (train.epochs)")
-    p.add_argument("--batch-size", type=int, metavar="N", help="images per step, all processes (train.batch_size)")
-    p.add_argument("--lr", type=float, help="peak learning rate (train.lr)")
-    p.add_argument("--workers", type=int, metavar="N", help="data-loader processes per training process")
-    p.add_argument("--val-interval", type=int, metavar="N", help="epochs between evaluations")
+    p.add_argument("--epochs", type=positive_int, metavar="N", help="total epochs (train.epochs)")
+    p.add_argument("--batch-size", "--batch", dest="batch_size", type=positive_int, metavar="N", help="images per step, all processes (train.batch_size)")
+    p.add_argument("--lr", type=positive_float, help="peak learning rate (train.lr)")
+    p.add_argument("--workers", type=nonnegative_int, metavar="N", help="data-loader processes per training process")
+    p.add_argument("--val-interval", type=positive_int, metavar="N", help="epochs between evaluations")
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<recipe name>)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
     p.set_defaults(func=run)
@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ednas.errors import InputError
+    from ednas.io import check_output
     from ednas.models.checkpoint import checkpoint_arch
     from ednas.recipe import load_recipe
     from ednas.train.datasets import build_train_set, build_val_set, with_data
@@ -71,12 +72,10 @@ def run(args: argparse.Namespace) -> int:
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
         "workers": args.workers, "val_interval": args.val_interval,
     }
-    for name, value in overrides.items():
-        if value is not None and value <= 0:
-            raise InputError(f"--{name.replace('_', '-')} {value}: must be positive")
     train_cfg = dataclasses.replace(recipe.train, **{k: v for k, v in overrides.items() if v is not None})
     recipe = with_data(dataclasses.replace(recipe, train=train_cfg), args.data, args.val_data)
     out = Path(args.out or Path("runs") / recipe.name)
+    check_output(out, folder=True)
     if (out / LAST).exists() and not args.resume:
         raise InputError(f"{out} already holds a training run; add --resume to continue it or give another --out")
     if args.resume and not (out / LAST).exists():
@@ -95,6 +94,6 @@ def run(args: argparse.Namespace) -> int:
     trainer = Trainer(recipe, out, train_set, val_set, weights=args.weights, resume=args.resume)
     result = trainer.fit()
     if rank == 0:
-        best = f", best mAP {result.best_map:.4f} -> {out / 'best.ckpt'}" if result.best_map is not None else ""
+        best = f", best mAP {100 * result.best_map:.1f} % -> {out / 'best.ckpt'}" if result.best_map is not None else ""
         print(f"trained {result.epochs} epochs ({result.steps} steps){best}; state in {out / LAST}")
     return 0

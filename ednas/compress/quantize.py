@@ -4,6 +4,12 @@ Two backends build the INT8 model (`BUILDERS`: ONNX Runtime, Intel Neural Compre
 rest is shared: calibration images, the contract check, the interleaved latency pair, the
 summary and the atomic write.
 
+With annotated images, ONNX Runtime's accuracy claim is cross-validated (quantize_search):
+the drop in the summary (`drop_points`, `drop_ci95`) is measured on folds of images that
+neither calibrated nor chose the model that was checked on them, with a paired bootstrap
+95% interval; the shipped model's drop on the images that chose it is kept apart
+(`in_sample_drop_points`). Weight bits follow the target CPU (ednas.cpu).
+
 Nothing is written unless every step succeeds: the model is built in a temporary folder,
 its contract (input/output names and shapes) is checked, then it and the summary are moved
 into place.
@@ -18,10 +24,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ednas.compress import quantize_calib as calib
 from ednas.compress import quantize_model as qmodel
 from ednas.compress.quantize_latency import time_pair
-from ednas.compress.quantize_ort import quantize_qdq
 from ednas.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -34,29 +41,36 @@ class QuantizeConfig:
     """Settings of one quantization run."""
 
     backend: str = "ort"  # ort (ONNX Runtime) | inc (Intel Neural Compressor PT2E, see quantize_inc)
-    calib_method: str | None = None  # minmax | percentile | entropy | mse; None: the backend's default
+    calib_method: str | None = None  # minmax | percentile | entropy | mse; None: the backend's default (ort: a grid)
     recipe: str | None = None  # architecture of the ONNX (recipe name or YAML); inc rebuilds it in torch
     num_calib: int = 128  # calibration images (evenly spaced over the folder); 128 beat 64 (benchmark)
-    max_drop: float = 0.5  # allowed mAP drop in points, accuracy-aware mode only
+    max_drop: float = 0.5  # allowed mAP drop in points, accuracy-aware mode only (upper end of its 95% CI)
     threads: int = 2  # ORT intra-op threads for evaluation and timing (torch threads for inc)
     sens_images: int = 2  # calibration images for tensor sensitivity (a ranking needs few)
     timing_runs: int = 100  # interleaved FP32/INT8 rounds (~4 s for a 320 px NanoDet)
+    target_cpu: str = "auto"  # auto (this CPU's flags) | avx2 (7-bit weights) | vnni (8-bit), see ednas.cpu
+    folds: int = 2  # cross-validation folds of the annotated images (accuracy-aware mode)
+    bias_correction: bool | None = None  # None: tried both ways in accuracy-aware mode, on otherwise
 
 
 DEFAULT_METHOD = {"ort": "percentile", "inc": "minmax"}  # percentile/mse exist only in ort; see the benchmark
+GRID_METHODS = ("percentile", "mse")  # ort's accuracy-aware grid when no --calib-method is given
+QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger", "MatMulInteger",
+                           "QLinearMatMul", "DynamicQuantizeLinear"})
 
 
 def _evaluator(images: str | Path, ann: str | Path, threads: int):
-    """(dataset, fn ONNX path or Predictor -> mAP) for the annotated selection set."""
+    """(dataset, fn ONNX path or Predictor -> PerImageAP) for the annotated selection set."""
     from ednas.data.coco import CocoDataset
-    from ednas.eval.coco_eval import evaluate
+    from ednas.eval.bootstrap import PerImageAP, predict_results
     from ednas.eval.predictors import OnnxPredictor, Predictor
 
     dataset = CocoDataset(images, ann)
+    gt = dataset.coco_gt()
 
-    def score(model: Path | Predictor) -> float:
+    def score(model: Path | Predictor) -> PerImageAP:
         predictor = model if isinstance(model, Predictor) else OnnxPredictor(model, threads)
-        return float(evaluate(predictor, dataset, progress=False)["mAP"])
+        return PerImageAP(gt, *predict_results(predictor, dataset))
 
     return dataset, score
 
@@ -64,6 +78,8 @@ def _evaluator(images: str | Path, ann: str | Path, threads: int):
 def _check(config: QuantizeConfig, images: object, ann: object) -> QuantizeConfig:
     """The config with the backend's default calibration method filled in; InputError (or
     BackendUnavailableError) for settings that cannot run."""
+    from ednas.cpu import TARGETS
+
     if config.backend not in BACKENDS:
         raise InputError(f"--backend {config.backend!r} is not one of {', '.join(BACKENDS)}")
     config = replace(config, calib_method=config.calib_method or DEFAULT_METHOD[config.backend])
@@ -73,6 +89,12 @@ def _check(config: QuantizeConfig, images: object, ann: object) -> QuantizeConfi
         raise InputError("accuracy-aware mode needs both --images and --ann")
     if config.num_calib < 1:
         raise InputError(f"--num-calib {config.num_calib}: give at least 1 image")
+    if not config.max_drop >= 0:
+        raise InputError(f"--max-drop {config.max_drop:g}: give the allowed mAP drop in points, >= 0 (e.g. 0.5)")
+    if config.folds < 2:
+        raise InputError(f"--folds {config.folds}: give at least 2 (one fold chooses, the other checks)")
+    if config.target_cpu not in TARGETS:
+        raise InputError(f"--target-cpu {config.target_cpu!r} is not one of {', '.join(TARGETS)}")
     if config.backend == "inc":
         from ednas.compress.quantize_inc import require_inc
 
@@ -83,43 +105,100 @@ def _check(config: QuantizeConfig, images: object, ann: object) -> QuantizeConfi
     return config
 
 
-def _ort_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: Any, evaluate: Any,
-              work: Path, config: QuantizeConfig) -> tuple[Path, dict[str, Any]]:
-    """ONNX Runtime QDQ (accuracy-aware via quantize_search): (INT8 path, summary facts)."""
-    prepared, rewrites = qmodel.prepare(model, work)
-    stats = calib.collect_stats(prepared, inputs, config.threads)
-    tail = qmodel.tail_nodes(qmodel.load_model(prepared))
-    facts: dict[str, Any] = {"calibration": {
-        "method": config.calib_method, "per_channel_weights": "QInt8 (7-bit, reduce_range)",
-        "activations": "QUInt8", "format": "QDQ", "opset": max(qmodel.opset_of(model), qmodel.MIN_OPSET),
-        "exact_rewrites": rewrites}}
-    if evaluate is None:
-        ranges = calib.compute_ranges(stats, config.calib_method)
-        facts.update(fp32_nodes=tail, fp32_tensors=[])
-        return quantize_qdq(prepared, work / "int8.onnx", ranges, tail), facts
-    from ednas.compress.quantize_search import search
+def _not_quantized(model: Any, path: Path) -> None:
+    found = sorted({n.op_type for n in model.graph.node} & QUANTIZED_OPS)
+    if found:
+        raise InputError(f"{path}: already quantized ({', '.join(found)} nodes); give the FP32 model")
 
-    fp32_map = evaluate(prepared)
+
+def _folds(dataset: Any, image_ids: list[int], files: list[Path], k: int) -> tuple[list[Any], Any]:
+    """Cross-validation folds (image i of the file-name order is in fold i % k) and the
+    shipped model's 'fold' (all images). A calibration image that is also an annotated image
+    calibrates only the folds that do not check it."""
+    from ednas.compress.quantize_search import Fold
+
+    names = {im["id"]: im["file_name"] for im in dataset.coco_gt()["images"]}
+    rank = {i: r for r, i in enumerate(sorted(image_ids, key=lambda i: names[i]))}
+    fold_of = np.array([rank[i] % k for i in image_ids])
+    by_name = {Path(names[i]).name: int(fold_of[n]) for n, i in enumerate(image_ids)}
+    calib_fold = [by_name.get(f.name, -1) for f in files]
+    folds = []
+    for f in range(k):
+        use = tuple(j for j, c in enumerate(calib_fold) if c != f)
+        if not use or (fold_of == f).sum() < 1 or (fold_of != f).sum() < 1:
+            raise InputError(f"--folds {k}: too few images ({len(image_ids)} annotated, {len(files)} calibration) "
+                             f"to calibrate, choose and check on separate images; give more images or fewer folds")
+        folds.append(Fold(use, fold_of != f, fold_of == f))
+    everything = np.ones(len(image_ids), bool)
+    return folds, Fold(tuple(range(len(files))), everything, ~everything)
+
+
+def _ort_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: Any, evaluate: Any,
+              work: Path, config: QuantizeConfig, methods: list[str], files: list[Path],
+              dataset: Any) -> tuple[Path, dict[str, Any]]:
+    """ONNX Runtime QDQ (accuracy-aware via quantize_search): (INT8 path, summary facts)."""
+    from ednas.compress.quantize_search import Builder, Recipe, search
+    from ednas.cpu import cpu_info, int8_weights
+
+    info = cpu_info()
+    weights = int8_weights(config.target_cpu, info)
+    prepared, rewrites = qmodel.prepare(model, work)
+    tail = qmodel.tail_nodes(qmodel.load_model(prepared))
     num_scores = int(contract.output_shape[-1]) - REG_CHANNELS
-    best, history = search(
-        prepared, stats, config.calib_method, evaluate, fp32_map, config.max_drop, tail,
-        inputs[: config.sens_images], num_scores, work, threads=config.threads,
-    )
-    facts["calibration"]["method"] = best.method
-    facts.update(fp32_map=fp32_map, int8_map=best.map, drop_points=best.drop(fp32_map),
-                 fp32_nodes=best.exclude, fp32_tensors=best.fallback_tensors, tried=history.tried)
-    return best.path, facts
+    bits = "7-bit, reduce_range" if weights.reduce_range else "8-bit"
+    facts: dict[str, Any] = {
+        "cpu": {"model": info.model, "flags": sorted(info.flags), "target": weights.target,
+                "reduce_range": weights.reduce_range, "why": weights.reason},
+        "calibration": {"method": config.calib_method, "per_channel_weights": f"QInt8 ({bits})",
+                        "activations": "QUInt8", "format": "QDQ",
+                        "opset": max(qmodel.opset_of(model), qmodel.MIN_OPSET), "exact_rewrites": rewrites}}
+    everything = tuple(range(len(inputs)))
+    if evaluate is None:
+        stats = {everything: calib.collect_stats(prepared, inputs, config.threads)}
+        builder = Builder(prepared, stats, inputs, tail, None, work, num_scores, weights.reduce_range,
+                          config.sens_images, config.threads)
+        bias = True if config.bias_correction is None else config.bias_correction
+        built = builder.build(everything, Recipe(config.calib_method, bias))
+        facts.update(fp32_nodes=built.exclude, fp32_tensors=[], recipe=str(built.recipe))
+        return built.path, facts
+    fp32 = evaluate(prepared)
+    folds, shipped = _folds(dataset, fp32.image_ids, files, config.folds)
+    groups = list(dict.fromkeys([f.calib for f in folds] + [shipped.calib]))
+    stats = dict(zip(groups, calib.collect_group_stats(prepared, inputs, groups, config.threads)))
+    builder = Builder(prepared, stats, inputs, tail, evaluate, work, num_scores, weights.reduce_range,
+                      config.sens_images, config.threads)
+    corrections = [False, True] if config.bias_correction is None else [config.bias_correction]
+    grid = [Recipe(m, b) for m in methods for b in corrections]
+    result = search(builder, fp32, folds, shipped, grid, config.max_drop)
+    ship, held = result.shipped, result.held_out
+    facts["calibration"]["method"] = ship.recipe.method
+    facts.update(
+        recipe=str(ship.recipe), bias_correction=ship.recipe.bias_correction,
+        drop_points=held.value, drop_ci95=[held.low, held.high],
+        held_out={"drop_points": held.value, "ci95": [held.low, held.high], "images": held.images,
+                  "folds": len(folds), "per_fold": [asdict(d) for d in result.fold_drops],
+                  "fold_recipes": [str(r) for r in result.fold_recipes],
+                  "note": "each fold calibrated and chosen on the other folds' images, checked on its own"},
+        fp32_map=fp32.map(), int8_map=ship.scores.map(), in_sample_drop_points=result.in_sample.value,
+        in_sample_ci95=[result.in_sample.low, result.in_sample.high],
+        fp32_nodes=ship.exclude, fp32_tensors=ship.fallback_tensors, tried=result.tried)
+    return ship.path, facts
 
 
 def _inc_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: Any, evaluate: Any,
-              work: Path, config: QuantizeConfig) -> tuple[Path, dict[str, Any]]:
+              work: Path, config: QuantizeConfig, methods: list[str], files: list[Path],
+              dataset: Any) -> tuple[Path, dict[str, Any]]:
     """Intel Neural Compressor PT2E (accuracy-aware via INC autotune): (INT8 path, summary facts).
     The shipped ONNX is re-scored with ONNX Runtime and must itself meet the bound."""
     from ednas.compress.quantize_inc import ACT_ALGOS, quantize_inc
     from ednas.compress.quantize_search import AccuracyBoundError
 
-    fp32_map = evaluate(model_path) if evaluate is not None else None
-    result = quantize_inc(model_path, config.recipe, inputs, contract, work, config.calib_method, evaluate,
+    from ednas.eval.bootstrap import paired_drop
+
+    fp32 = evaluate(model_path) if evaluate is not None else None
+    fp32_map = fp32.map() if fp32 is not None else None
+    score = (lambda m: evaluate(m).map()) if evaluate is not None else None
+    result = quantize_inc(model_path, config.recipe, inputs, contract, work, config.calib_method, score,
                           fp32_map, config.max_drop, config.threads)
     tuned = f"INC autotune over act_algo {'/'.join(ACT_ALGOS.values())} x act_sym, {config.calib_method} first"
     facts: dict[str, Any] = {"recipe": config.recipe, "calibration": {
@@ -129,14 +208,15 @@ def _inc_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: A
         "opset": qmodel.opset_of(qmodel.load_model(result.path))}}
     if evaluate is None:
         return result.path, facts
-    int8_map = evaluate(result.path)
-    drop = (fp32_map - int8_map) * 100
-    if drop > config.max_drop:
+    int8 = evaluate(result.path)
+    drop = paired_drop(fp32, [int8], [np.ones(fp32.num_images, bool)])
+    if drop.high > config.max_drop:
         raise AccuracyBoundError(
-            f"--max-drop {config.max_drop:g}: not reachable with --backend inc; its INT8 ONNX drops {drop:.2f} "
-            f"points (mAP {int8_map:.4f} vs FP32 {fp32_map:.4f}); raise --max-drop or use --backend ort"
+            f"--max-drop {config.max_drop:g}: not shown with --backend inc; its INT8 ONNX drops {drop.value:.2f} "
+            f"points (95% CI {drop.low:.2f} to {drop.high:.2f}, mAP {int8.map():.4f} vs FP32 {fp32_map:.4f}); "
+            "raise --max-drop or use --backend ort"
         )
-    facts.update(fp32_map=fp32_map, int8_map=int8_map, drop_points=drop,
+    facts.update(fp32_map=fp32_map, int8_map=int8.map(), drop_points=drop.value, drop_ci95=[drop.low, drop.high],
                  inc_torch_maps={"fp32": result.torch_baseline, "trials": result.torch_trials})
     return result.path, facts
 
@@ -151,17 +231,20 @@ def quantize(
     config: QuantizeConfig = QuantizeConfig(),
 ) -> dict[str, Any]:
     """Quantize `model_path`; write `out` and `out` with suffix .json; return the summary."""
+    methods = [config.calib_method] if config.calib_method else list(GRID_METHODS)
     config = _check(config, images, ann)
     out, model_path = Path(out), Path(model_path)
     model = qmodel.name_nodes(qmodel.load_model(model_path))
+    _not_quantized(model, model_path)
     contract = qmodel.contract_of(model, str(model_path))
     files = calib.list_images(calib_dir, config.num_calib)
+    inputs, files = calib.load_decodable(files, contract.input_size, calib_dir)
     dataset, evaluate = _evaluator(images, ann, config.threads) if images is not None else (None, None)
 
     with tempfile.TemporaryDirectory(prefix="ednas-quantize-") as tmp:
         work = Path(tmp)
-        inputs = calib.load_batch(files, contract.input_size)
-        path, facts = BUILDERS[config.backend](model, model_path, contract, inputs, evaluate, work, config)
+        path, facts = BUILDERS[config.backend](model, model_path, contract, inputs, evaluate, work, config,
+                                               methods, files, dataset)
         summary: dict[str, Any] = {"model": str(model_path), "backend": config.backend, "config": asdict(config)}
         summary.update(facts)
         summary["calibration"] = {"dir": str(calib_dir), "images": len(files), **facts["calibration"]}

@@ -51,18 +51,38 @@ def load_batch(files: Sequence[Path], size: int) -> np.ndarray:
     return np.concatenate([preprocess(f, size)[0] for f in files])
 
 
+def load_decodable(files: Sequence[Path], size: int, folder: str | Path) -> tuple[np.ndarray, list[Path]]:
+    """(N, 3, size, size) inputs of the files that decode, and those files; an undecodable file
+    is skipped with a warning, and InputError when none decodes."""
+    batches, kept, failed = [], [], []
+    for f in files:
+        try:
+            batches.append(preprocess(f, size)[0])
+            kept.append(f)
+        except InputError as exc:
+            failed.append(str(exc))
+    if not kept:
+        raise InputError(f"{folder}: none of its {len(files)} image files could be decoded; "
+                         "give a folder of readable JPEG/PNG images")
+    for why in failed:
+        log.warning("calibration image skipped: %s", why)
+    return np.concatenate(batches), kept
+
+
 @dataclass
 class TensorStats:
     """Everything the range methods need about one activation tensor."""
 
     lo: float
     hi: float
-    hist: np.ndarray  # (NUM_BINS,) counts over [lo, hi]
+    hist: np.ndarray  # (NUM_BINS,) counts over `span`
     sigmoid_input: bool = False  # read only by Sigmoids (through layout ops): see the module doc
+    span: Range | None = None  # histogram span when wider than [lo, hi] (a subset of the images)
 
     @property
     def edges(self) -> np.ndarray:
-        return np.linspace(self.lo, self.hi, len(self.hist) + 1)
+        lo, hi = self.span or (self.lo, self.hi)
+        return np.linspace(lo, hi, len(self.hist) + 1)
 
 
 def activation_tensors(model: onnx.ModelProto) -> list[str]:
@@ -94,6 +114,13 @@ def sigmoid_inputs(model: onnx.ModelProto) -> set[str]:
 
 def collect_stats(model_path: str | Path, inputs: np.ndarray, threads: int | None = None) -> dict[str, TensorStats]:
     """Min/max and histogram of every activation tensor over `inputs` (N, 3, S, S)."""
+    return collect_group_stats(model_path, inputs, [range(len(inputs))], threads)[0]
+
+
+def collect_group_stats(model_path: str | Path, inputs: np.ndarray, groups: Sequence[Sequence[int]],
+                        threads: int | None = None) -> list[dict[str, TensorStats]]:
+    """`collect_stats` of each group of input indices (cross-validation folds), from one pair of
+    passes over `inputs`: min/max per image, then histograms over the span of all images."""
     import onnxruntime as ort
 
     model = onnx.load(str(model_path))
@@ -113,19 +140,28 @@ def collect_stats(model_path: str | Path, inputs: np.ndarray, threads: int | Non
             values = sess.run(outs, {in_name: x[None]})
             yield {n: v for n, v in zip(outs, values) if n in names and v.dtype == np.float32}
 
-    lo: dict[str, float] = {}
-    hi: dict[str, float] = {}
+    lows: dict[str, list[float]] = {}
+    highs: dict[str, list[float]] = {}
     for values in run():
         for n, v in values.items():
-            lo[n] = min(lo.get(n, np.inf), float(v.min()))
-            hi[n] = max(hi.get(n, -np.inf), float(v.max()))
-    hists = {n: np.zeros(NUM_BINS, np.int64) for n in lo}
-    for values in run():
+            lows.setdefault(n, []).append(float(v.min()))
+            highs.setdefault(n, []).append(float(v.max()))
+    spans = {n: (min(lows[n]), max(max(highs[n]), min(lows[n]) + 1e-6)) for n in lows}
+    members = [set(g) for g in groups]
+    hists = [{n: np.zeros(NUM_BINS, np.int64) for n in lows} for _ in groups]
+    for i, values in enumerate(run()):
         for n, v in values.items():
-            span = (lo[n], hi[n]) if hi[n] > lo[n] else (lo[n], lo[n] + 1e-6)
-            hists[n] += np.histogram(v, NUM_BINS, span)[0]
-    log.info("calibration statistics of %d tensors on %d images", len(lo), len(inputs))
-    return {n: TensorStats(lo[n], hi[n], hists[n], n in gated) for n in lo}
+            h = np.histogram(v, NUM_BINS, spans[n])[0]
+            for g, member in enumerate(members):
+                if i in member:
+                    hists[g][n] += h
+    log.info("calibration statistics of %d tensors on %d images, %d groups", len(lows), len(inputs), len(groups))
+    out = []
+    for member, hist in zip(members, hists):
+        idx = sorted(member)
+        out.append({n: TensorStats(min(lows[n][i] for i in idx), max(highs[n][i] for i in idx), hist[n],
+                                   n in gated, spans[n]) for n in lows})
+    return out
 
 
 def _with_zero(lo: float, hi: float) -> Range:

@@ -92,7 +92,7 @@ class ModulePredictor(Predictor):
 
 def deploy_module(model_path: str | Path, recipe: str):
     """The FP32 ONNX as the fused torch module that `models.export` exports."""
-    from ednas.commands._common import load_model
+    from ednas.recipe import load_model
     from ednas.models.export import DeployModule
     from ednas.models.onnx_import import import_onnx
 

@@ -64,7 +64,12 @@ def contract_of(model: onnx.ModelProto, source: str = "model") -> Contract:
     shape = _shape(inputs[0]) if len(inputs) == 1 else ()
     if len(shape) != 4 or shape[1] != 3 or not isinstance(shape[2], int) or shape[2] <= 0 or shape[2] != shape[3]:
         found = ", ".join(f"{i.name} {list(_shape(i))}" for i in inputs) or "none"
-        raise ModelMismatchError(f"{source}: expected one 4-D input [N, 3, S, S] with a fixed S, found {found}")
+        raise ModelMismatchError(f"{source}: expected one 4-D image input [N, 3, S, S] with a fixed S, "
+                                 f"found {found}; give a detector ONNX (e.g. from ednas export)")
+    elem = inputs[0].type.tensor_type.elem_type
+    if elem != onnx.TensorProto.FLOAT:
+        raise ModelMismatchError(f"{source}: input {inputs[0].name} is {onnx.TensorProto.DataType.Name(elem)}, not a "
+                                 "float32 image tensor [N, 3, S, S]; give the FP32 detector ONNX")
     if len(model.graph.output) != 1:
         raise ModelMismatchError(f"{source}: expected one output, found {len(model.graph.output)}")
     out = model.graph.output[0]

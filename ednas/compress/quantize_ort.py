@@ -2,7 +2,8 @@
 
 Weights: per-channel symmetric QInt8; activations: QUInt8 (U8S8 fuses every conv into
 QLinearConv on AVX2 CPUs; S8S8 leaves them in float and runs ~2x slower). `reduce_range`
-(7-bit weights) avoids the int16 saturation of U8S8 kernels on CPUs without VNNI.
+(7-bit weights) avoids the int16 saturation of U8S8 kernels on CPUs without VNNI; the caller
+decides it from the target CPU (ednas.cpu.int8_weights).
 """
 
 from __future__ import annotations

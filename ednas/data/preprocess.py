@@ -27,10 +27,41 @@ def read_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such image file")
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    data = np.fromfile(path, dtype=np.uint8)
+    if data.size == 0:
+        raise InputError(f"{path}: the image file is empty")
+    if _truncated_jpeg(data):
+        raise InputError(f"{path}: truncated JPEG (the file ends before the image does); re-copy or remove it")
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if img is None:
         raise InputError(f"{path}: cannot be decoded as an image (corrupt or unsupported format)")
     return img
+
+
+def _truncated_jpeg(data: np.ndarray) -> bool:
+    """True for a JPEG cut short. libjpeg fills the missing part with grey and only prints a
+    warning, so cv2 would hand back a half-grey image. A complete JPEG has its end marker
+    (FF D9) after the start of its scan data; header segments (which may hold a thumbnail with
+    its own end marker) are skipped by their lengths."""
+    if data.size < 4 or data[0] != 0xFF or data[1] != 0xD8:
+        return False  # not a JPEG
+    tail = bytes(data[-64:]).rstrip(b"\x00\r\n ")
+    if tail.endswith(b"\xff\xd9"):
+        return False  # the common case: nothing to parse
+    pos, size = 2, int(data.size)
+    while pos + 4 <= size:
+        if data[pos] != 0xFF:
+            return False  # not a layout we know: leave the verdict to the decoder
+        marker = int(data[pos + 1])
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xDA:  # start of scan: entropy-coded data, where FF D9 can only be the end
+            scan = data[pos:]
+            ff = np.flatnonzero(scan[:-1] == 0xFF)
+            return not bool(np.any(scan[ff + 1] == 0xD9))
+        pos += 2 + (int(data[pos + 2]) << 8 | int(data[pos + 3]))
+    return True  # the headers run past the end of the file
 
 
 def resize(img: np.ndarray, size: int, keep_ratio: bool = False) -> tuple[np.ndarray, Scale]:

@@ -25,6 +25,7 @@ import numpy as np
 
 from ednas.data.classes import SHAPE_CLASSES
 from ednas.errors import InputError
+from ednas.io import write_error
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,8 @@ def generate(
     for i in range(num_images):
         img, objects = render_image(np.random.default_rng([seed, i]), size, min_object)
         name = f"{i:06d}.jpg"
-        cv2.imwrite(str(images_dir / name), img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if not cv2.imwrite(str(images_dir / name), img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
+            raise write_error(images_dir / name, "OpenCV could not write the image")
         split = splits["val" if i in val_ids else "train"]
         split["images"].append({"id": i + 1, "file_name": name, "width": img.shape[1], "height": img.shape[0]})
         for label, bbox, area in objects:

@@ -8,13 +8,11 @@ measures only the keys the table lacks.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import random
 import shutil
 import statistics
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -24,12 +22,13 @@ from ednas import __version__
 from ednas.arch import ArchSpec
 from ednas.config import to_dict
 from ednas.errors import InputError
+from ednas.io import scratch_dir
 from ednas.latency import runner
 from ednas.latency.export import PRECISIONS, Precision, export_arch, export_unit
 from ednas.latency.table import (CALIB_KIND, Calibration, LatencyTable, LatencyTableError, TableMeta,
                                  meta_path, read_meta, write_meta)
 from ednas.latency.units import space_units
-from ednas.search.space import SearchSpace
+from ednas.arch.space import SearchSpace
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ def check_precision(precision: str) -> None:
 
 
 def probe_arch() -> ArchSpec:
-    from ednas.models.zoo import get_arch
+    from ednas.arch.zoo import get_arch
 
     return get_arch("enhanced_nanodet_s").replace(input_size=128)
 
@@ -79,8 +78,7 @@ def calibration_archs(space: SearchSpace, n: int, seed: int = 0) -> dict[str, Ar
 
 def arch_hash(arch: ArchSpec) -> str:
     """Short content hash: a calibration row is never reused for a different architecture."""
-    blob = json.dumps(to_dict(arch), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:8]
+    return arch.hash(8)
 
 
 def new_meta(space: SearchSpace, device: str, precision: str, threads: int, spin: bool,
@@ -130,8 +128,7 @@ def profile(space: SearchSpace, out: Path, device: str = "cpu", precision: Preci
              len(units), sum(t[1] == CALIB_KIND for t in todo), len(calib))
     machine = runner.machine_info(threads)
     write_meta(meta_path(out), dataclasses.replace(meta, machine=machine))
-    with tempfile.TemporaryDirectory(prefix="ednas-profile-") as work:
-        work_dir = Path(work)
+    with scratch_dir("profile") as work_dir:  # removed on success, error, and after a kill
         if todo:
             probe = runner.Timed(export_probe(work_dir / "probe.onnx"), threads, spin)
             _measure(todo, work_dir, probe, threads, spin, out, progress, timing or {})
@@ -248,18 +245,12 @@ def write_bundle(space: SearchSpace, bundle: Path, precision: Precision = "fp32"
 
 
 def import_results(results: Path, out: Path) -> TableMeta:
-    """A table from a measured bundle (its folder, or its results.csv inside it)."""
-    from ednas.config import from_dict
+    """A table from a measured bundle (its folder, or its results.csv inside it). The bundle is
+    read as data and checked in full first (`ednas.latency.bundle`); only `out` and its
+    sidecar are written, never the bundle or any path named in it."""
+    from ednas.latency.bundle import read_bundle
 
-    bundle = results.parent if results.is_file() else results
-    files = {n: bundle / n for n in ("manifest.json", "machine.json", "results.csv")}
-    missing = [str(p) for p in files.values() if not p.is_file()]
-    if missing:
-        raise InputError(f"{missing[0]} not found; run `python {bundle}/runner.py {bundle}` on the target first")
-    manifest = json.loads(files["manifest.json"].read_text())
-    machine = json.loads(files["machine.json"].read_text())
-    meta = from_dict(TableMeta, manifest["meta"], str(files["manifest.json"]))
-    meta = dataclasses.replace(meta, machine=machine, threads=machine["threads"])
+    measured = read_bundle(results)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _rewrite(out, runner.read_rows(files["results.csv"]))
-    return finalize(out, meta, {it["key"] for it in manifest["items"] if it["kind"] != CALIB_KIND})
+    _rewrite(out, measured.rows)
+    return finalize(out, measured.meta, measured.unit_keys)

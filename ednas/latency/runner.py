@@ -28,20 +28,24 @@ import onnxruntime as ort
 COLUMNS = ["key", "kind", "median_ms", "p10_ms", "p90_ms", "probe_ms", "ratio", "pairs"]
 MODEL_KIND = "model"  # whole models (calibration, validation): more pairs than a unit
 MODEL_TIMING = {"min_pairs": 40, "min_seconds": 1.0}
+INT8_FLAGS = ("avx2", "avx512_vnni", "avx_vnni", "amx_int8")  # = ednas.cpu.INT8_FLAGS (standalone file)
 
 
 def machine_info(threads: int) -> dict[str, Any]:
     """What a table's numbers depend on besides the model."""
-    cpu = platform.processor() or platform.machine()
+    cpu, flags = platform.processor() or platform.machine(), []
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith("model name"):  # comes before "flags" in each processor's block
                 cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = [f for f in INT8_FLAGS if f in line.split(":", 1)[1].split()]
                 break
     except OSError:
         pass
     return {
         "cpu": cpu,
+        "cpu_flags": flags,  # INT8 kernels differ with these (ednas.cpu; U8S8 saturates without VNNI)
         "logical_cores": os.cpu_count(),
         "threads": threads,
         "onnxruntime": ort.__version__,

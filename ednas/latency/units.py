@@ -29,7 +29,7 @@ from ednas.models.layers import fuse_bn
 from ednas.models.mobilenext import MobileNeXt, SandglassBlock
 
 if TYPE_CHECKING:
-    from ednas.search.space import SearchSpace
+    from ednas.arch.space import SearchSpace
 
 Shape = tuple[int, ...]
 

@@ -23,7 +23,7 @@ from ednas.latency.export import export_arch
 from ednas.latency.predictor import LatencyPredictor
 from ednas.latency.profiler import arch_hash, export_probe
 from ednas.latency.table import LatencyTable, LatencyTableError
-from ednas.search.space import SearchSpace
+from ednas.arch.space import SearchSpace
 
 log = logging.getLogger(__name__)
 

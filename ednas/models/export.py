@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ednas.io import atomic_path
 from ednas.models.detector import Detector
 
 log = logging.getLogger(__name__)
 
 INPUT_NAME = "data"
 OUTPUT_NAME = "output"
+MAX_OPSET = 20  # newest opset torch's TorchScript exporter writes
 
 
 class DeployModule(nn.Module):
@@ -45,10 +45,8 @@ def export_onnx(
     size = input_size or model.arch.input_size
     deploy = copy.deepcopy(model).cpu()
     deploy = deploy.fuse() if fuse else deploy.eval()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".onnx")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp_path:
+        tmp = str(tmp_path)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
@@ -61,9 +59,5 @@ def export_onnx(
             import onnxslim
 
             onnx.save(onnxslim.slim(onnx.load(tmp)), tmp)  # no output path: slim quietly
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    log.info("wrote %s (%d px, opset %d)", path, size, opset)
+    log.debug("wrote %s (%d px, opset %d)", path, size, opset)
     return path

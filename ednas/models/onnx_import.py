@@ -107,10 +107,15 @@ def read_onnx(path: str | Path):
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file (give the path of an .onnx model)")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty (was the export or copy interrupted?); give a complete .onnx model")
     try:
-        return onnx.load(str(path))
+        proto = onnx.load(str(path))
     except Exception:
-        raise InputError(f"{path}: not an ONNX model (onnx could not parse it)") from None
+        raise InputError(f"{path}: not an ONNX model or truncated (onnx could not parse it); give a complete .onnx model") from None
+    if not proto.graph.node or not proto.graph.input:
+        raise InputError(f"{path}: holds no graph (not an ONNX model, or truncated); give a complete .onnx model")
+    return proto
 
 
 def onnx_nodes(model_proto) -> list[OnnxNode]:

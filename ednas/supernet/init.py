@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from ednas.arch import ArchSpec
 from ednas.errors import InputError
 from ednas.models.detector import Detector, build_model
-from ednas.search.space import SearchSpace
+from ednas.arch.space import SearchSpace
 from ednas.supernet.layout import FIXED, block_outputs, entries, positions
 from ednas.supernet.supernet import Supernet, _index, take
 
@@ -40,13 +40,20 @@ def load_trained(path: str | Path, arch: ArchSpec) -> Detector:
         raise InputError(f"{path}: no such model (give the released .onnx or an ednas .ckpt)")
     model = build_model(arch)
     if path.suffix.lower() == ".onnx":
-        from ednas.models.onnx_import import import_onnx
+        from ednas.models.onnx_import import import_onnx, read_onnx
 
+        dims = [d.dim_value for d in read_onnx(path).graph.output[0].type.tensor_type.shape.dim]
+        if dims and dims[-1] and dims[-1] != arch.num_outputs:
+            raise InputError(f"{path} predicts {dims[-1] - (arch.num_outputs - arch.num_classes)} classes, the "
+                             f"space's base {arch.num_classes}: give a model trained on the same classes")
         import_onnx(model, path)
     else:
         from ednas.models.checkpoint import checkpoint_arch, load_checkpoint
 
         own = checkpoint_arch(path)
+        if own.num_classes != arch.num_classes:
+            raise InputError(f"{path} predicts {own.num_classes} classes, the space's base {arch.num_classes}: "
+                             "give a model trained on the same classes")
         if own.replace(aux=arch.aux) != arch.replace(aux=arch.aux):
             raise InputError(f"{path}: its architecture is not the space's base architecture; "
                              "give a model of the base (see the space file's `base:`)")
@@ -104,6 +111,7 @@ def permute(model: Detector, order: dict[str, torch.Tensor]) -> None:
     model.load_state_dict(new, strict=False)
 
 
+FIT_BATCH = 4  # images per fitting step
 KR_NEW_SCALE = 1e-3  # new channels' KR kernels: small, so the gate (their sum) barely moves
 
 
@@ -182,6 +190,8 @@ def fit_other_blocks(supernet: Supernet, teacher: Detector, batches: list[torch.
         scale = sum(y[:, src[valid]].pow(2).mean() for _, y in pairs) / len(pairs)
         for step in range(steps):
             x, y = pairs[step % len(pairs)]
+            k = (step // len(pairs)) * FIT_BATCH % len(x)  # a few images a step: cheap on a CPU
+            x, y = x[k:k + FIT_BATCH], y[k:k + FIT_BATCH]
             out = block(x)
             loss = F.mse_loss(out[:, valid], y[:, src[valid]]) / scale
             opt.zero_grad()

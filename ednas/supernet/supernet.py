@@ -22,7 +22,7 @@ from ednas.arch import ArchSpec, MobileNeXtArch
 from ednas.errors import ConfigError, InputError
 from ednas.models.detector import Detector, build_model
 from ednas.config import from_dict
-from ednas.search.space import SearchSpace, SpaceConfig
+from ednas.arch.space import SearchSpace, SpaceConfig
 from ednas.supernet.layout import Entry, entries
 
 FORMAT = "ednas-supernet"

@@ -282,7 +282,7 @@ class Trainer:
         """Restore the whole training state from `path` (a last.ckpt)."""
         if not path.is_file():
             raise InputError(f"{path}: nothing to resume (no last.ckpt in the output folder; drop --resume)")
-        ckpt = read_checkpoint(path)
+        ckpt = read_checkpoint(path, what="training state")
         if "optimizer" not in ckpt:
             raise InputError(f"{path}: not a training checkpoint (no optimizer state); use --weights instead")
         load_state(self.model, ckpt["model"], str(path))
@@ -342,15 +342,26 @@ def _seed_everything(seed: int) -> None:
 
 
 def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """This process's random state as plain data (a checkpoint loads it with weights_only)."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    numpy = {"name": str(name), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+             "has_gauss": int(has_gauss), "cached_gaussian": float(gauss)}
+    state = {"python": random.getstate(), "numpy": numpy, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
+    """Restore `_rng_state()`; also takes numpy's own tuple (a state written by an older
+    ednas and rewritten by `ednas convert-checkpoint`, its key array then a tensor)."""
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    numpy = state["numpy"]
+    if isinstance(numpy, dict):
+        numpy = (numpy["name"], numpy["keys"], numpy["pos"], numpy["has_gauss"], numpy["cached_gaussian"])
+    name, keys, *rest = numpy
+    keys = keys.numpy() if isinstance(keys, torch.Tensor) else np.asarray(keys)
+    np.random.set_state((name, keys.astype(np.uint32), *rest))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"])

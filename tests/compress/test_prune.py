@@ -9,7 +9,7 @@ from ednas.errors import InputError
 from ednas.models import build_model
 from ednas.models.complexity import complexity
 from ednas.models.export import export_onnx
-from ednas.models.zoo import get_arch
+from ednas.arch.zoo import get_arch
 
 
 @pytest.fixture(scope="module")

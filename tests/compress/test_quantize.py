@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ from ednas.compress.quantize import QuantizeConfig, quantize
 from ednas.compress.quantize_model import contract_of, convert_opset, opset_of, tail_nodes
 from ednas.compress.quantize_search import AccuracyBoundError
 from ednas.errors import InputError, ModelMismatchError
+from ednas.eval.bootstrap import PerImageAP
+from test_quantize_search import gt_and_perfect  # tests/compress is on sys.path (rootdir conftest)
 
 quantize_mod = importlib.import_module("ednas.compress.quantize")  # the module, not the function
 
@@ -91,32 +94,105 @@ def test_opset_conversion(tiny: Path) -> None:
     assert opset_of(convert_opset(model)) >= 13
 
 
+class _Annotated:
+    """Stands in for the annotated CocoDataset: 8 images named like the calibration JPEGs."""
+
+    def __init__(self) -> None:
+        self.gt, self.perfect = gt_and_perfect(8)
+        for im in self.gt["images"]:
+            im["file_name"] = f"{im['id']}.jpg"  # calib_dir holds 0.jpg .. 5.jpg
+
+    def __len__(self) -> int:
+        return 8
+
+    def coco_gt(self) -> dict:
+        return self.gt
+
+
+def _fake_evaluator(int8_results: list[dict], scored: list[str]):
+    """`_evaluator` replacement: FP32 (prepared.onnx) detects everything, INT8 models give
+    `int8_results`; `scored` records the model files evaluated."""
+    data = _Annotated()
+
+    def score(path: Path) -> PerImageAP:
+        scored.append(Path(path).name)
+        results = data.perfect if Path(path).name == "prepared.onnx" else int8_results
+        return PerImageAP(data.gt, results, list(range(8)))
+
+    return lambda images, ann, threads: (data, score)
+
+
 def test_accuracy_aware_unreachable_writes_nothing(tiny: Path, calib_dir: Path, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    def fake_evaluator(images, ann, threads):
-        return [], lambda path: 0.5 if Path(path).name == "prepared.onnx" else 0.1
-
-    monkeypatch.setattr(quantize_mod, "_evaluator", fake_evaluator)
+    monkeypatch.setattr(quantize_mod, "_evaluator", _fake_evaluator([], []))
     out = tmp_path / "never.onnx"
     with pytest.raises(AccuracyBoundError, match="not reachable"):
         quantize(tiny, calib_dir, out, "imgs", "ann.json", config=FAST)
     assert not out.exists() and not out.with_suffix(".json").exists()
 
 
-def test_accuracy_aware_reachable(tiny: Path, calib_dir: Path, tmp_path: Path,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(quantize_mod, "_evaluator", lambda i, a, t: ([], lambda path: 0.5))
+def test_accuracy_aware_reachable_cross_validated(tiny: Path, calib_dir: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    scored: list[str] = []
+    monkeypatch.setattr(quantize_mod, "_evaluator", _fake_evaluator(_Annotated().perfect, scored))
     out = tmp_path / "ok.onnx"
     summary = quantize(tiny, calib_dir, out, "imgs", "ann.json", config=FAST)
-    assert summary["drop_points"] == 0 and out.exists()
+    assert summary["drop_points"] == 0 and summary["drop_ci95"] == [0, 0] and out.exists()
+    held = summary["held_out"]
+    assert held["folds"] == 2 and held["images"] == 8 and len(held["per_fold"]) == 2
+    # a grid of percentile/mse x bias correction per fold; calibration images 0-5 are annotated
+    # images too, so each fold calibrates on the 3 the other fold checks: 2 x 4 models + 4 shipped
+    assert sum(n.startswith("cand") for n in scored) == 12
+    assert summary["cpu"]["target"] in ("avx2", "vnni")
+
+
+def test_target_cpu_sets_weight_bits(tiny: Path, calib_dir: Path, tmp_path: Path) -> None:
+    for target, bits in (("avx2", "7-bit"), ("vnni", "8-bit")):
+        out = tmp_path / f"{target}.onnx"
+        summary = quantize(tiny, calib_dir, out, config=replace(FAST, target_cpu=target))
+        assert summary["cpu"]["reduce_range"] == (target == "avx2") and bits in summary["calibration"][
+            "per_channel_weights"]
 
 
 def test_bad_input_shape(calib_dir: Path, tmp_path: Path) -> None:
     flat = _export(nn.Linear(12, 4), tmp_path / "flat.onnx", shape=(1, 12))
     out = tmp_path / "x.onnx"
-    with pytest.raises(ModelMismatchError, match="4-D input"):
+    with pytest.raises(ModelMismatchError, match="4-D image input"):
         quantize(flat, calib_dir, out, config=FAST)
     assert not out.exists()
+
+
+def test_input_not_a_float_image(calib_dir: Path, tmp_path: Path) -> None:
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["data"], ["output"], to=TensorProto.FLOAT)], "ids",
+        [helper.make_tensor_value_info("data", TensorProto.INT64, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 8, 8])])
+    path = tmp_path / "ids.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    with pytest.raises(ModelMismatchError, match="INT64, not a float32 image tensor"):
+        quantize(path, calib_dir, tmp_path / "x.onnx", config=FAST)
+
+
+def test_already_int8_model(tiny: Path, calib_dir: Path, tmp_path: Path) -> None:
+    once = tmp_path / "once.onnx"
+    quantize(tiny, calib_dir, once, config=FAST)
+    with pytest.raises(InputError, match="already quantized .*give the FP32 model"):
+        quantize(once, calib_dir, tmp_path / "twice.onnx", config=FAST)
+
+
+def test_negative_max_drop(tiny: Path, calib_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="--max-drop -0.5"):
+        quantize(tiny, calib_dir, tmp_path / "x.onnx", "imgs", "ann.json", config=replace(FAST, max_drop=-0.5))
+
+
+def test_no_decodable_calibration_image(tiny: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(InputError, match="none of its 1 image files could be decoded"):
+        quantize(tiny, broken, tmp_path / "x.onnx", config=FAST)
 
 
 def test_empty_calibration_dir(tiny: Path, tmp_path: Path) -> None:
@@ -141,5 +217,15 @@ def test_released_model_accuracy_aware(tmp_path: Path) -> None:
     coco = Path(os.environ["EDNAS_TEST_COCO"])
     out = tmp_path / "s.int8.onnx"
     summary = quantize(os.environ["EDNAS_TEST_WEIGHTS"], coco / "images", out, coco / "images",
-                       coco / "annotations" / "instances_train128.json", QuantizeConfig(max_drop=1.0))
-    assert summary["drop_points"] <= 1.0 and summary["speedup"] > 1.0
+                       coco / "annotations" / "instances_train128.json", QuantizeConfig(max_drop=1.5))
+    assert summary["drop_ci95"][1] <= 1.5 and summary["held_out"]["images"] == 128 and summary["speedup"] > 1.0
+
+
+def test_undecodable_calibration_images_are_skipped(tiny: Path, calib_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(calib_dir, mixed)
+    (mixed / "zz_broken.jpg").write_bytes(b"not a jpeg")
+    summary = quantize(tiny, mixed, tmp_path / "x.onnx", config=replace(FAST, num_calib=10))
+    assert summary["calibration"]["images"] == 6

@@ -109,15 +109,22 @@ def test_inc_accuracy_aware(inc_installed: None, fp32_onnx: Path, recipe: Path, 
                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[str] = []
 
-    def score(model: Path | Predictor) -> float:  # INC scores torch modules, ednas the ONNX files
+    from test_quantize_search import gt_and_perfect  # tests/compress is on sys.path
+
+    from ednas.eval.bootstrap import PerImageAP
+
+    gt, perfect = gt_and_perfect(8)
+
+    def score(model: Path | Predictor) -> PerImageAP:  # INC scores torch modules, ednas the ONNX files
         if isinstance(model, Predictor):
             assert model(np.zeros((2, 3, SIZE, SIZE), np.float32)).shape[0] == 2
         seen.append(type(model).__name__)
-        return 0.5
+        return PerImageAP(gt, perfect, list(range(8)))
 
     monkeypatch.setattr(quantize_mod, "_evaluator", lambda i, a, t: ([], score))
     out = tmp_path / "tuned.onnx"
     summary = quantize(fp32_onnx, calib_dir, out, "imgs", "ann.json", config=_config(recipe))
     _check_int8(fp32_onnx, out)
-    assert summary["drop_points"] == 0 and len(summary["inc_torch_maps"]["trials"]) == 1
+    assert summary["drop_points"] == 0 and summary["drop_ci95"] == [0, 0]
+    assert len(summary["inc_torch_maps"]["trials"]) == 1
     assert seen.count("ModulePredictor") == 2  # INC's FP32 baseline + one trial that meets the bound

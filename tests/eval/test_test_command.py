@@ -43,7 +43,7 @@ def test_checkpoint_evaluation(tmp_path, boxes_set, capsys):
     from ednas.arch import AuxArch, NeckArch
     from ednas.models import build_model
     from ednas.models.checkpoint import save_checkpoint
-    from ednas.models.zoo import get_arch
+    from ednas.arch.zoo import get_arch
 
     base = get_arch("enhanced_nanodet_s")
     arch = dataclasses.replace(

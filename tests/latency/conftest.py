@@ -7,7 +7,7 @@ import pytest
 
 from ednas.arch import ArchSpec, AuxArch, MobileNeXtArch, NeckArch
 from ednas.config import from_dict
-from ednas.search.space import SearchSpace, SpaceConfig
+from ednas.arch.space import SearchSpace, SpaceConfig
 
 TINY_BASE = ArchSpec(
     backbone=MobileNeXtArch(rows=((2, 16, 1, 2), (6, 24, 1, 1), (6, 32, 1, 2), (6, 48, 1, 2)),

@@ -5,7 +5,7 @@ import pytest
 from ednas.arch import ArchSpec, MobileNeXtArch
 from ednas.errors import ConfigError
 from ednas.models import build_model
-from ednas.models.zoo import arch_names, get_arch
+from ednas.arch.zoo import arch_names, get_arch
 
 
 @pytest.mark.parametrize("name", arch_names())

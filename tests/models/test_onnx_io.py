@@ -10,7 +10,7 @@ from ednas.errors import InputError, ModelMismatchError
 from ednas.models import build_model
 from ednas.models.export import export_onnx
 from ednas.models.onnx_import import import_onnx
-from ednas.models.zoo import get_arch
+from ednas.arch.zoo import get_arch
 
 
 def _random_model(name: str, size: int = 128):

@@ -9,7 +9,7 @@ from ednas.models import build_model
 from ednas.models.complexity import complexity
 from ednas.recipe import RECIPES_DIR, load_recipe
 
-RECIPES = sorted(p.name for p in Path(RECIPES_DIR).glob("*.yml"))
+RECIPES = sorted(p.name for p in Path(RECIPES_DIR).glob("*.yml") if not p.name.startswith("pipeline_"))  # model recipes
 
 PARAMS = {
     "enhanced_nanodet_s.yml": 813_632,

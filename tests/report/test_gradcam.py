@@ -15,7 +15,7 @@ from ednas.cli import main
 from ednas.errors import InputError
 from ednas.models import build_model
 from ednas.models.checkpoint import save_checkpoint
-from ednas.models.zoo import get_arch
+from ednas.arch.zoo import get_arch
 from ednas.report.gradcam import cam_to_image, class_index, explain
 
 NAMES = ("red", "green")

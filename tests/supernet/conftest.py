@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ednas.models.zoo import get_arch
-from ednas.search.space import SearchSpace
+from ednas.arch.zoo import get_arch
+from ednas.arch.space import SearchSpace
 
 
 def write_tiny_space(folder: Path) -> Path:

@@ -11,7 +11,7 @@ import torch
 from ednas.cli import main
 from ednas.models.checkpoint import save_checkpoint
 from ednas.models.detector import build_model
-from ednas.search.space import SearchSpace
+from ednas.arch.space import SearchSpace
 from ednas.supernet.init import channel_order, init_supernet, permute
 from ednas.supernet.layout import entries
 from ednas.supernet.supernet import Supernet, SupernetError, uniform, widest
@@ -125,3 +125,14 @@ def test_cli_extract_then_test(tiny_space_file, synth, tmp_path, capsys):
     assert main(["supernet", "eval", str(sup), str(ckpt.with_suffix(".arch.yml")), "--images", str(synth / "images"),
                  "--ann", str(synth / "annotations" / "val.json")]) == 0
     assert "mAP" in capsys.readouterr().out
+
+
+def test_teacher_with_other_classes_is_refused(tiny_space, tiny_space_file, tiny_recipe, tmp_path, capsys):
+    sup, teacher = tmp_path / "s.pt", tmp_path / "t.ckpt"
+    assert main(["supernet", "init", "--space", str(tiny_space_file), "--classes", "shapes", "--out", str(sup)]) == 0
+    save_checkpoint(teacher, build_model(tiny_space.base.replace(num_classes=3)))
+    capsys.readouterr()
+    assert main(["supernet", "train", str(sup), "--recipe", str(tiny_recipe), "--teacher", str(teacher),
+                 "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "classes" in err[0]

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from ednas.arch import ArchSpec, AuxArch, NeckArch
-from ednas.models.zoo import get_arch
+from ednas.arch.zoo import get_arch
 from ednas.recipe import DataConfig, Recipe, TrainConfig
 
 SIZE = 64

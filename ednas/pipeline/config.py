@@ -1,0 +1,238 @@
+"""PIPELINE.yml, typed: one section per stage of `ednas run`, unknown keys rejected.
+
+    seed: 0
+    space: ../search_spaces/synthetic.yml    # paths are relative to this file
+    recipe: synthetic_shapes.yml             # augmentation, class names (data paths are replaced)
+    data: {kind: synthetic, images: 360, size: 128}
+    profile: {precision: fp32, threads: 2, calib_models: 12}
+    supernet: {minutes: 3, lr: 0.01}
+    search: {trials: 120, budget: "100%", eval_images: 60}
+    extract: {top_k: 6}
+    finetune: {epochs: 0}                    # 0: off
+    prune: {ratio: 0.0}                      # 0: off
+    quantize: {num_calib: 64}
+    evaluate: {images: null}                 # held-out images scored (null: all)
+    measure: {runs: 40}
+
+`--set key=value` overrides any leaf (`--set data.images=/data/coco/train2017`); a value is
+parsed as YAML (numbers, booleans, null) and a relative path in it is taken from the current
+folder. Each section is hashed into the record of the stage that reads it, so changing one
+re-runs that stage and the ones after it, nothing before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from ednas.config import from_dict, load_yaml, to_dict
+from ednas.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """Where the images come from and how they are split (never the same image for training
+    or selection and for the final evaluation)."""
+
+    kind: Literal["synthetic", "coco"] = "synthetic"
+    # synthetic: generated shapes; train split trains the supernet, the held-out split is halved:
+    # even images select (search, BN and INT8 calibration), odd images evaluate
+    images: int | str = 360  # synthetic: number of images; coco: the images folder
+    ann: str | None = None  # coco: instances json (required)
+    size: int = 128  # synthetic: image width in px
+    min_object: float = 16.0  # synthetic: smallest object diameter in px
+    val_fraction: float = 0.35  # synthetic: share of images held out of supernet training
+
+    def __post_init__(self) -> None:
+        if self.kind == "synthetic" and (not isinstance(self.images, int) or self.images < 8):
+            raise ValueError(f"images {self.images!r}: a synthetic set needs a count of at least 8")
+        if self.kind == "coco" and (not isinstance(self.images, str) or not self.ann):
+            raise ValueError("a coco data section needs `images` (folder) and `ann` (instances json); "
+                             "e.g. --set data.images=DIR --set data.ann=JSON")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction {self.val_fraction} must be between 0 and 1")
+
+
+@dataclass(frozen=True)
+class ProfileSection:
+    precision: Literal["fp32", "int8"] = "fp32"  # precision the search prices architectures at
+    threads: int = 2  # ONNX Runtime threads of the table and of every latency measurement
+    calib_models: int = 12  # whole models for the table's calibration fit (>= 3)
+    table: str | None = None  # an existing table to use (default: latency_tables/, else profiled)
+
+    def __post_init__(self) -> None:
+        if self.threads < 1 or self.calib_models < 3:
+            raise ValueError("threads >= 1 and calib_models >= 3 please")
+
+
+@dataclass(frozen=True)
+class SupernetSection:
+    source: str | None = None  # trained base model (.onnx / .ckpt); None: train from scratch
+    fit_steps: int = 120  # steps fitting the other neck block type to a trained source
+    minutes: float | None = 3.0  # training wall time ...
+    epochs: int | None = None  # ... or epochs (exactly one of them)
+    lr: float = 0.01  # from scratch: high; from a trained model: ~2e-4
+    batch_size: int = 16
+    random_subnets: int = 1  # per step, besides the largest and the smallest
+    distill_only: bool = False  # no detection loss (the source is the only teacher)
+    teacher: bool = True  # distil from the source model (when there is one)
+
+
+@dataclass(frozen=True)
+class SearchSection:
+    trials: int = 120
+    budget: str = "90%"  # ms, us or a share of the base architecture's predicted latency
+    sampler: Literal["tpe", "nsga2", "gp", "random"] = "tpe"
+    metric: Literal["mAP", "AP50"] = "mAP"
+    calib_images: int = 32  # BN recalibration images per sub-network
+    eval_images: int | None = 60  # selection images each trial is scored on
+    verify: bool = True  # re-measure the front with ONNX Runtime
+
+
+@dataclass(frozen=True)
+class ExtractSection:
+    top_k: int = 6  # Pareto points carried on (the most accurate ones, spread over latency)
+    baselines: bool = True  # also carry the search's baselines (base, uniform scalings)
+    calib_images: int = 64  # BN recalibration images of each extracted model
+
+
+@dataclass(frozen=True)
+class FinetuneSection:
+    epochs: int = 0  # 0: no fine-tune
+    lr: float = 0.002
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
+class PruneSection:
+    ratio: float = 0.0  # share of channels removed from every prunable width (0: no pruning)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.ratio < 1:
+            raise ValueError(f"ratio {self.ratio} must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class QuantizeSection:
+    num_calib: int = 64  # calibration images (selection half)
+    calib_method: Literal["minmax", "percentile", "entropy", "mse"] | None = "percentile"
+    timing_runs: int = 20  # quantize's own FP32/INT8 timing rounds (the measure stage is the one reported)
+
+
+@dataclass(frozen=True)
+class EvaluateSection:
+    images: int | None = None  # held-out images scored (None: all of them)
+
+
+@dataclass(frozen=True)
+class MeasureSection:
+    runs: int = 40  # interleaved rounds: every model once per round, with the base
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    space: str  # search space YAML
+    recipe: str  # recipe: class names, augmentation, input normalisation
+    seed: int = 0
+    data: DataSection = field(default_factory=DataSection)
+    profile: ProfileSection = field(default_factory=ProfileSection)
+    supernet: SupernetSection = field(default_factory=SupernetSection)
+    search: SearchSection = field(default_factory=SearchSection)
+    extract: ExtractSection = field(default_factory=ExtractSection)
+    finetune: FinetuneSection = field(default_factory=FinetuneSection)
+    prune: PruneSection = field(default_factory=PruneSection)
+    quantize: QuantizeSection = field(default_factory=QuantizeSection)
+    evaluate: EvaluateSection = field(default_factory=EvaluateSection)
+    measure: MeasureSection = field(default_factory=MeasureSection)
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A section (or top-level value) as plain data, for the stage records."""
+        return to_dict(getattr(self, name))
+
+
+# keys holding paths: resolved against the pipeline file's folder (or the current one for --set)
+PATH_KEYS = ("space", "recipe", "data.images", "data.ann", "profile.table", "supernet.source")
+
+
+def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:
+    """Parse PIPELINE.yml plus `--set key=value` overrides into a PipelineConfig."""
+    path = Path(path)
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of pipeline sections (space, recipe, data, ...)")
+    data = _resolve_paths(data, path.parent)
+    for text in overrides or []:
+        data = apply_override(data, text)
+    return from_dict(PipelineConfig, data, str(path))
+
+
+def apply_override(data: dict[str, Any], text: str) -> dict[str, Any]:
+    """`data` with `key.sub=value` set (value parsed as YAML; a relative path from the cwd)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: write KEY=VALUE, e.g. --set search.trials=60")
+    key = key.strip()
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    if key in PATH_KEYS and isinstance(value, str):
+        value = str(Path(value).expanduser().absolute())
+    out = dict(data)
+    node = out
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is not None and not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: {part!r} is not a section")
+        node[part] = dict(child or {})
+        node = node[part]
+    node[parts[-1]] = value
+    return out
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    out = dict(data)
+    for key in PATH_KEYS:
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                node = None
+                break
+            node[part] = dict(node[part])
+            node = node[part]
+        if node is None or not isinstance(node.get(leaf), str):
+            continue
+        value = Path(node[leaf]).expanduser()
+        if not value.is_absolute() and not (key == "recipe" and "/" not in node[leaf] and not value.suffix):
+            value = (base / value).resolve()
+        node[leaf] = str(value)
+    return out
+
+
+def replace_section(config: PipelineConfig, name: str, **changes: Any) -> PipelineConfig:
+    """`config` with fields of one section changed (tests, --set from code)."""
+    return dataclasses.replace(config, **{name: dataclasses.replace(getattr(config, name), **changes)})
+
+
+def check_paths(config: PipelineConfig) -> None:
+    """Refuse, before any work, a pipeline whose input files are missing (with the --set to fix it)."""
+    from ednas.errors import InputError
+
+    wanted = [("space", config.space, False), ("supernet.source", config.supernet.source, False)]
+    if Path(config.recipe).suffix:
+        wanted.append(("recipe", config.recipe, False))
+    if config.data.kind == "coco":
+        wanted += [("data.images", str(config.data.images), True), ("data.ann", config.data.ann, False)]
+    for key, value, folder in wanted:
+        if value is None:
+            continue
+        p = Path(value)
+        if not (p.is_dir() if folder else p.is_file()):
+            what = "folder" if folder else "file"
+            raise InputError(f"{key}: no such {what} {value}; set it with --set {key}=PATH")

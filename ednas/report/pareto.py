@@ -1,0 +1,221 @@
+"""What a Pareto report shows, computed once from a run folder and rendered by any backend
+(HTML, PNG, markdown): the points, the verified front, the best point under the budget, the
+one-sentence summary and the table rows. Accuracy is turned into percent here; strings stay
+raw (each renderer escapes for its own format).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from ednas.report.run_folder import FrontPoint, RunFolder, Trial, Variant
+
+_INDEXED = re.compile(r"^(.*?)(\d+)$")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One model of the report's table: a front point, a baseline or a deployed variant."""
+
+    name: str
+    kind: str  # "pareto" | "baseline" | "fp32" | "pruned" | "int8"
+    parent: str  # the FP32 front point a variant comes from; "" for front points
+    genes: str  # compact, see format_genes
+    predicted_ms: float | None
+    measured_ms: float | None  # None: a front point that was not verified
+    ratio: float | None  # measured / predicted (the run's load-cancelled value when it has one)
+    acc: float  # percent
+    acc_low: float | None  # percent, 95 % interval of a variant
+    acc_high: float | None
+    on_front: bool  # not dominated by another measured point (latency down, accuracy up)
+    under_budget: bool
+
+    @property
+    def ms(self) -> float:
+        """Where the report puts it: its measured latency, else its predicted one."""
+        return self.measured_ms if self.measured_ms is not None else self.predicted_ms  # type: ignore[return-value]
+
+    @property
+    def ms_kind(self) -> str:
+        return "measured" if self.measured_ms is not None else "predicted"
+
+
+@dataclass(frozen=True)
+class Hover:
+    """What hovering a drawn point tells: its architecture and every number known of it."""
+
+    name: str
+    kind: str
+    genes: str
+    predicted_ms: float | None
+    measured_ms: float | None
+    ratio: float | None  # measured / predicted
+    acc: float | None  # percent, this point's own
+    fp32_acc: float | None  # the FP32 model's (itself or its parent)
+    int8_acc: float | None
+    int8_ms: float | None
+    parent: str = ""  # the FP32 front point of a variant
+    acc_low: float | None = None  # percent, 95 % interval of a variant
+    acc_high: float | None = None
+
+
+@dataclass(frozen=True)
+class ParetoView:
+    run: RunFolder
+    metric: str
+    budget_ms: float | None
+    rows: list[Row]  # front points (by latency), baselines, then variants after their parent
+    best: Row | None  # the most accurate measured model under the budget
+    base: Row | None  # the baseline named "base" (or the first baseline)
+    summary: str  # one sentence, plain text
+
+    @property
+    def front(self) -> list[Row]:
+        return [r for r in self.rows if r.kind == "pareto"]
+
+    @property
+    def baselines(self) -> list[Row]:
+        return [r for r in self.rows if r.kind == "baseline"]
+
+    @property
+    def variants(self) -> list[Row]:
+        return [r for r in self.rows if r.parent]
+
+    @property
+    def evaluated_trials(self) -> list[Trial]:
+        return [t for t in self.run.trials if t.kind == "trial" and t.map is not None and t.predicted_ms is not None]
+
+    @property
+    def unevaluated_trials(self) -> list[Trial]:
+        """Priced but not evaluated (over budget, pruned, failed): drawn as a rug on the x axis."""
+        return [t for t in self.run.trials if t.kind == "trial" and t.map is None and t.predicted_ms is not None]
+
+    @property
+    def extra_baselines(self) -> list[Trial]:
+        """trials.csv baselines that pareto.csv does not hold (drawn at their predicted latency)."""
+        measured = {r.name for r in self.baselines}
+        return [t for t in self.run.trials if t.kind == "baseline" and t.name not in measured and t.map is not None
+                and t.predicted_ms is not None]
+
+    def hover(self, row: Row) -> Hover:
+        fp32 = self.fp32_of(row)
+        int8 = self.variant_of(fp32.name if fp32 else row.name, "int8")
+        return Hover(row.name, row.kind, row.genes, row.predicted_ms, row.measured_ms, row.ratio, row.acc,
+                     fp32.acc if fp32 else None, int8.acc if int8 else None, int8.measured_ms if int8 else None,
+                     row.parent, row.acc_low, row.acc_high)
+
+    def trial_hover(self, t: Trial) -> Hover:
+        acc = pct(t.map)
+        return Hover(t.name, t.kind, format_genes(t.genes), t.predicted_ms, None, None, acc, acc, None, None)
+
+    def fp32_of(self, row: Row) -> Row | None:
+        name = row.parent or row.name
+        return next((r for r in self.rows if r.name == name and not r.parent), None)
+
+    def variant_of(self, parent: str, variant: str) -> Row | None:
+        return next((r for r in self.rows if r.parent == parent and r.kind == variant), None)
+
+
+def build_view(run: RunFolder) -> ParetoView:
+    """The report's content for `run`."""
+    budget = run.budget_ms
+    def ms(p: FrontPoint) -> float:
+        return p.measured_ms if p.measured_ms is not None else p.predicted_ms
+
+    placed: list[tuple[str, float, float]] = [(p.name, ms(p), p.map) for p in run.front]
+    placed += [(v.name, v.measured_ms, v.map) for v in run.variants]
+    front_names = non_dominated(placed)
+
+    def under(ms: float) -> bool:
+        return budget is None or ms <= budget
+
+    points = sorted(run.front, key=lambda p: (p.kind != "pareto", ms(p), p.name))
+    by_parent: dict[str, list[Variant]] = {}
+    for v in run.variants:
+        by_parent.setdefault(v.parent, []).append(v)
+    rows: list[Row] = []
+    for p in points:
+        rows.append(_front_row(p, p.name in front_names, under(ms(p))))
+        for v in sorted(by_parent.get(p.name, []), key=lambda v: ("fp32", "pruned", "int8").index(v.variant)):
+            rows.append(_variant_row(v, p, v.name in front_names, under(v.measured_ms)))
+
+    candidates = [r for r in rows if r.kind != "baseline" and r.under_budget]
+    best = max(candidates, key=lambda r: (r.acc, -r.ms)) if candidates else None
+    baselines = [r for r in rows if r.kind == "baseline"]
+    base = next((r for r in baselines if r.name == "base"), baselines[0] if baselines else None)
+    view = ParetoView(run, run.metric, budget, rows, best, base, "")
+    return ParetoView(run, run.metric, budget, rows, best, base, _summary(view))
+
+
+def non_dominated(points: Iterable[tuple[str, float, float]]) -> set[str]:
+    """Names of the (name, ms, accuracy) points no other point beats on both (ties kept)."""
+    pts = list(points)
+    return {n for n, ms, acc in pts
+            if not any((m <= ms and a >= acc) and (m < ms or a > acc) for _, m, a in pts)}
+
+
+def format_genes(genes: dict[str, Any]) -> str:
+    """Genes in one short line: indexed genes grouped (`width_row0..4` -> `width_row 0.5 1 1 …`),
+    booleans as 1/0, so an architecture fits in a hover box or a table cell."""
+    groups: dict[str, list[str]] = {}
+    for key, value in genes.items():
+        m = _INDEXED.match(str(key))
+        stem = m.group(1).rstrip("_") if m and m.group(1) else str(key)
+        groups.setdefault(stem, []).append(_gene_value(value))
+    return ", ".join(f"{stem} {' '.join(vals)}" if len(vals) > 1 else f"{stem}={vals[0]}"
+                     for stem, vals in groups.items())
+
+
+def pct(fraction: float | None) -> float | None:
+    return None if fraction is None else 100.0 * fraction
+
+
+def _gene_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _front_row(p: FrontPoint, on_front: bool, under: bool) -> Row:
+    ratio = p.measured_over_predicted
+    if ratio is None and p.measured_ms is not None and p.predicted_ms:
+        ratio = p.measured_ms / p.predicted_ms
+    return Row(p.name, p.kind, "", format_genes(p.genes), p.predicted_ms, p.measured_ms, ratio, 100.0 * p.map,
+               None, None, on_front, under)
+
+
+def _variant_row(v: Variant, parent: FrontPoint, on_front: bool, under: bool) -> Row:
+    genes = format_genes(parent.genes)  # pruning keeps the genes' structure but not their widths
+    genes = f"channels pruned from {genes}" if v.variant == "pruned" else genes
+    return Row(v.name, v.variant, parent.name, genes, None, v.measured_ms, None, 100.0 * v.map,
+               pct(v.map_low), pct(v.map_high), on_front, under)
+
+
+def _summary(view: ParetoView) -> str:
+    metric = view.metric
+    budget = view.budget_ms
+    typed = view.run.search.get("budget")
+    if budget is None:
+        budget_txt = "run (no budget)"
+    else:
+        budget_txt = f"{budget:.2f} ms budget" + (f" ({typed} of the base model)"
+                                                   if typed and "%" in str(typed) else "")
+    best, base = view.best, view.base
+    if best is None:
+        fastest = min((r for r in view.rows if r.kind != "baseline"), key=lambda r: r.ms, default=None)
+        if fastest is None:
+            return f"No model was verified yet: pareto.csv holds no front point for the {budget_txt}."
+        return (f"No verified model meets the {budget_txt}; the fastest, {fastest.name}, "
+                f"takes {fastest.ms:.2f} ms ({fastest.ms_kind}) at {fastest.acc:.1f} {metric}.")
+    kind = best.kind.upper() if best.kind in ("fp32", "int8") else best.kind
+    what = f"{best.name} ({kind} of {best.parent})" if best.parent else best.name
+    text = f"Best under the {budget_txt}: {what}, {best.acc:.1f} {metric} at {best.ms:.2f} ms {best.ms_kind}"
+    if base is not None:
+        delta = best.acc - base.acc
+        text += (f", {base.ms / best.ms:.2f}× the speed of {base.name} "
+                 f"({base.acc:.1f} {metric} at {base.ms:.2f} ms, {delta:+.1f} {metric})")
+    return text + "."

@@ -1,0 +1,463 @@
+"""Bad input and faults, over every command: each case must end with exit code 2, exactly one
+line on stderr (no traceback), every destination unchanged and no temporary file or folder
+left behind, in the destination or in the system temp dir (issue 15).
+
+One row per case: (id, command line, text the message must contain). Placeholders:
+{d} the fixture folder (tiny model, images, recipes), {o} a fresh destination folder holding
+an old output of every name the commands write, {ro} a read-only file system and {full} a full
+one (tiny tmpfs mounts; those cases skip where mounting is not permitted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from ednas.cli import main
+
+OLD = b"old output\n"
+OLD_NAMES = ("out.onnx", "out.ckpt", "out.arch.yml", "out.json", "cam.png", "a.jpg")
+
+CASES: list[tuple[str, str, str]] = [
+    # -- usage ---------------------------------------------------------------------------------
+    ("no-command", "", "required: COMMAND"),
+    ("unknown-command", "frobnicate", "invalid choice"),
+    ("unknown-flag", "flops {d}/tiny.yml --bogus", "unrecognized arguments"),
+    # -- flops ---------------------------------------------------------------------------------
+    ("flops-missing-recipe", "flops {d}/nope.yml", "no such file"),
+    ("flops-recipe-folder", "flops {d}/imgs/", "is a folder"),
+    ("flops-binary-recipe", "flops {d}/binary.yml", "not a text file"),
+    ("flops-garbled-recipe", "flops {d}/garbled.yml", "not valid YAML"),
+    ("flops-recipe-not-mapping", "flops {d}/list.yml", "a recipe is a mapping"),
+    ("flops-recipe-typo", "flops {d}/typo.yml", "unknown key 'epochz'"),
+    ("flops-recipe-negative-epochs", "flops {d}/neg_epochs.yml", "epochs is -3"),
+    ("flops-recipe-zero-batch", "flops {d}/zero_batch.yml", "batch_size is 0"),
+    ("flops-recipe-negative-lr", "flops {d}/neg_lr.yml", "lr is -1"),
+    ("flops-unknown-arch", "flops enhanced_nanodet_xl", "known: enhanced_nanodet_l"),
+    ("flops-input-size-zero", "flops {d}/tiny.yml --input-size 0", "must be at least 1"),
+    ("flops-input-size-odd", "flops {d}/tiny.yml --input-size 50", "not a multiple of 32"),
+    ("flops-input-size-text", "flops {d}/tiny.yml --input-size big", "not a whole number"),
+    ("flops-missing-weights", "flops {d}/tiny.yml --weights {d}/nope.ckpt", "no such checkpoint"),
+    ("flops-garbage-weights", "flops {d}/tiny.yml --weights {d}/garbage.ckpt", "garbage.ckpt"),
+    # -- export --------------------------------------------------------------------------------
+    ("export-missing-weights", "export {d}/tiny.yml --weights {d}/nope.ckpt --out {o}/out.onnx", "no such checkpoint"),
+    ("export-truncated-weights", "export {d}/tiny.yml --weights {d}/trunc.ckpt --out {o}/out.onnx", "trunc.ckpt"),
+    ("export-weights-folder", "export {d}/tiny.yml --weights {d}/imgs --out {o}/out.onnx", "no such checkpoint"),
+    ("export-other-arch", "export {d}/other.yml --weights {d}/tiny.ckpt --out {o}/out.onnx", "backbone.rows"),
+    ("export-other-classes", "export enhanced_nanodet_s --weights {d}/tiny.ckpt --out {o}/out.onnx", "3 classes"),
+    ("export-binary-recipe", "export {d}/binary.yml --weights {d}/tiny.ckpt --out {o}/out.onnx", "not a text file"),
+    ("export-opset-old", "export {d}/tiny.yml --weights {d}/tiny.ckpt --out {o}/out.onnx --opset 11", "13 to"),
+    ("export-opset-new", "export {d}/tiny.yml --weights {d}/tiny.ckpt --out {o}/out.onnx --opset 99", "13 to"),
+    ("export-input-size", "export {d}/tiny.yml --weights {d}/tiny.ckpt --out {o}/out.onnx --input-size 33", "multiple of 32"),
+    ("export-out-folder", "export {d}/tiny.yml --weights {d}/tiny.ckpt --out {o}", "is a folder"),
+    ("export-out-under-file", "export {d}/tiny.yml --weights {d}/tiny.ckpt --out {o}/out.json/x.onnx", "is a file"),
+    ("export-out-read-only", "export {d}/tiny.yml --weights {d}/tiny.ckpt --out {ro}/out.onnx", "read-only"),
+    ("export-out-full", "export {d}/tiny.yml --weights {d}/tiny.ckpt --out {full}/out.onnx", "no space"),
+    ("export-out-missing-folder-ro", "export {d}/tiny.yml --weights {d}/tiny.ckpt --out {ro}/new/out.onnx", "read-only"),
+    # -- import-onnx ---------------------------------------------------------------------------
+    ("import-missing", "import-onnx {d}/nope.onnx --recipe {d}/tiny.yml --out {o}/out.ckpt", "no such file"),
+    ("import-empty", "import-onnx {d}/empty.onnx --recipe {d}/tiny.yml --out {o}/out.ckpt", "empty"),
+    ("import-truncated", "import-onnx {d}/trunc.onnx --recipe {d}/tiny.yml --out {o}/out.ckpt", "truncated"),
+    ("import-garbage", "import-onnx {d}/garbage.onnx --recipe {d}/tiny.yml --out {o}/out.ckpt", "not an ONNX model"),
+    ("import-yaml-as-onnx", "import-onnx {d}/tiny.yml --recipe {d}/tiny.yml --out {o}/out.ckpt", "ONNX"),
+    ("import-wrong-recipe", "import-onnx {d}/tiny.onnx --recipe enhanced_nanodet_s --out {o}/out.ckpt", "check --recipe"),
+    ("import-no-recipe", "import-onnx {d}/tiny.onnx --out {o}/out.ckpt", "--recipe"),
+    ("import-out-folder", "import-onnx {d}/tiny.onnx --recipe {d}/tiny.yml --out {o}", "is a folder"),
+    ("import-out-read-only", "import-onnx {d}/tiny.onnx --recipe {d}/tiny.yml --out {ro}/out.ckpt", "read-only"),
+    ("import-out-full", "import-onnx {d}/tiny.onnx --recipe {d}/tiny.yml --out {full}/out.ckpt", "no space"),
+    # -- infer ---------------------------------------------------------------------------------
+    ("infer-both-models", "infer --onnx {d}/tiny.onnx --weights {d}/tiny.ckpt {d}/good.jpg --out {o}", "exactly one of"),
+    ("infer-no-image", "infer {d}/tiny.yml --weights {d}/tiny.ckpt --out {o}", "usage: ednas infer"),
+    ("infer-undecodable", "infer {d}/tiny.yml --weights {d}/tiny.ckpt {d}/broken.jpg --out {o}", "cannot be decoded"),
+    ("infer-truncated-jpeg", "infer {d}/tiny.yml --weights {d}/tiny.ckpt {d}/trunc.jpg --out {o}", "truncated JPEG"),
+    ("infer-empty-image", "infer {d}/tiny.yml --weights {d}/tiny.ckpt {d}/empty.jpg --out {o}", "empty"),
+    ("infer-missing-image", "infer {d}/tiny.yml --weights {d}/tiny.ckpt {d}/nope.jpg --out {o}", "no such image"),
+    ("infer-all-unreadable", "infer {d}/tiny.yml --weights {d}/tiny.ckpt {d}/broken.jpg {d}/trunc.jpg --out {o}",
+     "none of the 2 images"),
+    ("infer-same-names", "infer {d}/tiny.yml --weights {d}/tiny.ckpt {d}/good.jpg {d}/imgs/good.jpg --out {o}",
+     "two images are named good.jpg"),
+    ("infer-score-range", "infer {d}/tiny.yml --weights {d}/tiny.ckpt {d}/good.jpg --out {o} --score 1.5", "between 0 and 1"),
+    ("infer-empty-onnx", "infer --onnx {d}/empty.onnx {d}/good.jpg --out {o}", "cannot load"),
+    ("infer-truncated-onnx", "infer --onnx {d}/trunc.onnx {d}/good.jpg --out {o}", "cannot load"),
+    ("infer-other-arch", "infer {d}/other.yml --weights {d}/tiny.ckpt {d}/good.jpg --out {o}", "architecture"),
+    ("infer-out-is-file", "infer {d}/tiny.yml --weights {d}/tiny.ckpt {d}/good.jpg --out {o}/out.json", "not a folder"),
+    ("infer-out-read-only", "infer {d}/tiny.yml --weights {d}/tiny.ckpt {d}/good.jpg --out {ro}", "read-only"),
+    ("infer-out-full", "infer {d}/tiny.yml --weights {d}/tiny.ckpt {d}/a.jpg --out {full}", "no space"),
+    # -- test ----------------------------------------------------------------------------------
+    ("test-images-not-there", "test {d}/tiny.yml --weights {d}/tiny.ckpt --images {d}/other_imgs --ann {d}/ann.json",
+     "holds none of the 4 images"),
+    ("test-images-empty-folder", "test {d}/tiny.yml --weights {d}/tiny.ckpt --images {d}/no_imgs --ann {d}/ann.json",
+     "holds none"),
+    ("test-images-missing", "test {d}/tiny.yml --weights {d}/tiny.ckpt --images {d}/nope --ann {d}/ann.json",
+     "no such images folder"),
+    ("test-ann-missing", "test {d}/tiny.yml --weights {d}/tiny.ckpt --images {d}/imgs --ann {d}/nope.json",
+     "no such annotation file"),
+    ("test-ann-binary", "test {d}/tiny.yml --weights {d}/tiny.ckpt --images {d}/imgs --ann {d}/binary.json", "not valid JSON"),
+    ("test-ann-not-coco", "test {d}/tiny.yml --weights {d}/tiny.ckpt --images {d}/imgs --ann {d}/list.json",
+     "expected a COCO instances object"),
+    ("test-ann-no-images", "test {d}/tiny.yml --weights {d}/tiny.ckpt --images {d}/imgs --ann {d}/no_images.json",
+     "annotates no images"),
+    ("test-class-count", "test {d}/two_classes.yml --onnx {d}/tiny.onnx --images {d}/imgs --ann {d}/ann.json",
+     "categories"),
+    ("test-images-without-ann", "test {d}/tiny.yml --weights {d}/tiny.ckpt --images {d}/imgs", "give both"),
+    ("test-no-val", "test {d}/tiny.yml --weights {d}/tiny.ckpt", "no data.val"),
+    ("test-batch-zero", "test {d}/tiny.yml --weights {d}/tiny.ckpt --batch 0", "must be at least 1"),
+    ("test-batch-size-negative", "test {d}/tiny.yml --weights {d}/tiny.ckpt --batch-size -2", "must be at least 1"),
+    ("test-threads-zero", "test {d}/tiny.yml --onnx {d}/tiny.onnx --threads 0", "must be at least 1"),
+    ("test-empty-onnx", "test {d}/tiny.yml --onnx {d}/empty.onnx --images {d}/imgs --ann {d}/ann.json", "cannot load"),
+    ("test-both-models", "test {d}/tiny.yml --onnx {d}/tiny.onnx --weights {d}/tiny.ckpt", "not allowed with"),
+    ("test-out-folder", "test {d}/tiny.yml --weights {d}/tiny.ckpt --images {d}/imgs --ann {d}/ann.json --out {o}",
+     "is a folder"),
+    ("test-out-read-only", "test {d}/tiny.yml --onnx {d}/tiny.onnx --images {d}/imgs --ann {d}/ann.json "
+     "--out {ro}/out.json", "read-only"),
+    ("test-out-full", "test {d}/tiny.yml --onnx {d}/tiny.onnx --images {d}/imgs --ann {d}/ann.json "
+     "--json {full}/out.json", "no space"),
+    # -- train ---------------------------------------------------------------------------------
+    ("train-negative-epochs-recipe", "train {d}/neg_epochs.yml --out {o}/run", "epochs is -3"),
+    ("train-epochs-zero", "train {d}/tiny.yml --epochs 0 --out {o}/run", "must be at least 1"),
+    ("train-batch-size-zero", "train {d}/tiny.yml --batch-size 0 --out {o}/run", "must be at least 1"),
+    ("train-lr-negative", "train {d}/tiny.yml --lr -1 --out {o}/run", "positive number"),
+    ("train-workers-negative", "train {d}/tiny.yml --workers -1 --out {o}/run", "0 or more"),
+    ("train-val-interval-zero", "train {d}/tiny.yml --val-interval 0 --out {o}/run", "must be at least 1"),
+    ("train-resume-nothing", "train {d}/tiny.yml --resume --out {o}/run", "no last.ckpt to resume"),
+    ("train-data-missing", "train {d}/tiny.yml --data {d}/nope --out {o}/run", "nope"),
+    ("train-out-read-only", "train {d}/tiny.yml --out {ro}/run", "read-only"),
+    ("train-out-is-file", "train {d}/tiny.yml --out {o}/out.json", "not a folder"),
+    ("train-weights-garbage", "train {d}/tiny.yml --weights {d}/garbage.ckpt --out {o}/run", "garbage.ckpt"),
+    # -- data synth ----------------------------------------------------------------------------
+    ("synth-zero-images", "data synth --out {o}/synth --images 0", "must be at least 1"),
+    ("synth-small-size", "data synth --out {o}/synth --images 2 --size 16", "at least 32"),
+    ("synth-val-fraction", "data synth --out {o}/synth --images 2 --val-fraction 1.5", "[0, 1)"),
+    ("synth-min-object", "data synth --out {o}/synth --images 2 --min-object 0", "positive number"),
+    ("synth-out-user-folder", "data synth --out {o}/userdir --images 2 --size 64", "not empty"),
+    ("synth-out-is-file", "data synth --out {o}/out.json --images 2 --size 64", "not a folder"),
+    ("synth-out-read-only", "data synth --out {ro}/synth --images 2 --size 64", "read-only"),
+    ("synth-out-full", "data synth --out {full}/synth --images 40 --size 128", "no space"),
+    ("synth-no-action", "data", "required: ACTION"),
+    # -- profile -------------------------------------------------------------------------------
+    ("profile-threads-zero", "profile --threads 0", "must be at least 1"),
+    ("profile-calib-models-zero", "profile --calib-models 0", "must be at least 1"),
+    ("profile-calib-models-two", "profile --calib-models 2", "at least 3"),
+    ("profile-passes-zero", "profile --validate 2 --passes 0", "must be at least 1"),
+    ("profile-validate-zero", "profile --validate 0", "must be at least 1"),
+    ("profile-precision", "profile --precision fp16", "invalid choice"),
+    ("profile-space-missing", "profile --space {d}/nope.yml", "no such file"),
+    ("profile-space-binary", "profile --space {d}/binary.yml", "not a text file"),
+    ("profile-out-read-only", "profile --out {ro}/table.csv", "read-only"),
+    ("profile-out-folder", "profile --out {o}", "is a folder"),
+    ("profile-bundle-is-file", "profile --bundle {o}/out.json", "not a folder"),
+    ("profile-import-missing", "profile --import {d}/nope --out {o}/t.csv", "nope"),
+    # -- latency -------------------------------------------------------------------------------
+    ("latency-missing-model", "latency {d}/nope.yml", "no such file"),
+    ("latency-binary-model", "latency {d}/binary.yml", "not a text file"),
+    ("latency-input-size", "latency {d}/tiny.yml --input-size -32", "must be at least 1"),
+    ("latency-table-missing", "latency {d}/tiny.yml --table {d}/nope.csv", "nope.csv"),
+    ("latency-table-garbage", "latency {d}/tiny.yml --table {d}/binary.json", "binary.json"),
+    ("latency-space-missing", "latency {d}/tiny.yml --space {d}/nope.yml", "no such file"),
+    # -- gradcam -------------------------------------------------------------------------------
+    ("gradcam-missing-image", "gradcam {d}/tiny.yml --weights {d}/tiny.ckpt --image {d}/nope.jpg --out {o}/cam.png",
+     "no such image"),
+    ("gradcam-truncated-image", "gradcam {d}/tiny.yml --weights {d}/tiny.ckpt --image {d}/trunc.jpg --out {o}/cam.png",
+     "truncated JPEG"),
+    ("gradcam-missing-weights", "gradcam {d}/tiny.yml --weights {d}/nope.ckpt --image {d}/good.jpg --out {o}/cam.png",
+     "no such checkpoint"),
+    ("gradcam-score", "gradcam {d}/tiny.yml --weights {d}/tiny.ckpt --image {d}/good.jpg --out {o}/cam.png --score -1",
+     "between 0 and 1"),
+    ("gradcam-level", "gradcam {d}/tiny.yml --weights {d}/tiny.ckpt --image {d}/good.jpg --out {o}/cam.png --level -1",
+     "0 or more"),
+    ("gradcam-box", "gradcam {d}/tiny.yml --weights {d}/tiny.ckpt --image {d}/good.jpg --out {o}/cam.png --box x",
+     "not a whole number"),
+    ("gradcam-class", "gradcam {d}/tiny.yml --weights {d}/tiny.ckpt --image {d}/good.jpg --out {o}/cam.png --class zebra",
+     "zebra"),
+    ("gradcam-out-not-image", "gradcam {d}/tiny.yml --weights {d}/tiny.ckpt --image {d}/good.jpg --out {o}/cam.txt",
+     "not an image file name"),
+    ("gradcam-out-full", "gradcam {d}/tiny.yml --weights {d}/tiny.ckpt --image {d}/good.jpg --out {full}/cam.png",
+     "no space"),
+    ("gradcam-out-read-only", "gradcam {d}/tiny.yml --weights {d}/tiny.ckpt --image {d}/good.jpg --out {ro}/cam.png",
+     "read-only"),
+    # -- prune ---------------------------------------------------------------------------------
+    ("prune-target-over-100", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --target-latency 150% --out {o}/out.ckpt",
+     "less than 100%"),
+    ("prune-target-100", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --target-latency 100% --out {o}/out.ckpt",
+     "less than 100%"),
+    ("prune-target-1x", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --target-latency 1.5x --out {o}/out.ckpt",
+     "less than 100%"),
+    ("prune-target-zero", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --target-latency 0% --out {o}/out.ckpt",
+     "above 0"),
+    ("prune-target-zero-ms", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --target-latency 0ms --out {o}/out.ckpt",
+     "above 0"),
+    ("prune-target-text", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --target-latency fast --out {o}/out.ckpt",
+     "write e.g. 8ms"),
+    ("prune-ratio-one", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 1.2 --out {o}/out.ckpt", "between 0 and 1"),
+    ("prune-ratio-zero", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0 --out {o}/out.ckpt", "between 0 and 1"),
+    ("prune-threads-zero", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --threads 0 --out {o}/out.ckpt",
+     "must be at least 1"),
+    ("prune-batch-size", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --batch-size 0 --out {o}/out.ckpt",
+     "must be at least 1"),
+    ("prune-lr", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --lr 0 --out {o}/out.ckpt", "positive number"),
+    ("prune-finetune-no-data", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --finetune-epochs 2 "
+     "--out {o}/out.ckpt", "needs --data"),
+    ("prune-images-no-ann", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --images {d}/imgs --out {o}/out.ckpt",
+     "give both"),
+    ("prune-images-not-there", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --images {d}/other_imgs "
+     "--ann {d}/ann.json --out {o}/out.ckpt", "holds none"),
+    ("prune-out-json", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --out {o}/out.json", "checkpoint path"),
+    ("prune-calib-no-images", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --calib {d}/no_imgs "
+     "--out {o}/out.ckpt", "no images"),
+    ("prune-other-arch", "prune {d}/other.yml --weights {d}/tiny.ckpt --ratio 0.3 --out {o}/out.ckpt", "architecture"),
+    ("prune-out-read-only", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --out {ro}/out.ckpt", "read-only"),
+    ("prune-out-full", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --out {full}/out.ckpt", "no space"),
+    # -- quantize (its own checks; listed so the sweep covers every command) --------------------
+    ("quantize-missing", "quantize {d}/nope.onnx --calib {d}/imgs", "no such ONNX file"),
+    ("quantize-not-onnx", "quantize {d}/tiny.yml --calib {d}/imgs", "ONNX"),
+    ("quantize-calib-missing", "quantize {d}/tiny.onnx --calib {d}/nope", "no such calibration images folder"),
+    ("quantize-backend", "quantize {d}/tiny.onnx --calib {d}/imgs --backend tvm", "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("case, command, expect", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(case: str, command: str, expect: str, env, tmp_path, capsys, fake_timing, monkeypatch) -> None:
+    private_tmp = tmp_path / "tmp"  # the system temp dir for this case alone: no other run's folders
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
+    dest = tmp_path / "dest"
+    _old_outputs(dest)
+    places = {"d": env.data, "o": dest, "ro": env.ro, "full": env.full}
+    needs = [name for name in ("ro", "full") if "{" + name + "}" in command]
+    for name in needs:
+        if places[name] is None:
+            pytest.skip(env.mount_error)
+    argv = [part.format(**places) for part in shlex.split(command)]
+    watched = [dest] + [Path(places[n]) for n in needs]
+    before = [_snapshot(p) for p in watched]
+    scratch_before = _scratch_entries()
+
+    code = main(argv)
+
+    err = _without_progress_bars(capsys.readouterr().err)
+    assert code == 2, f"exit code {code}, stderr: {err}"
+    assert err.count("\n") == 1 and err.endswith("\n"), f"not one line: {err!r}"
+    assert "Traceback" not in err and err.startswith("ednas"), err
+    assert expect.lower() in err.lower(), err
+    for path, snap in zip(watched, before):
+        assert _snapshot(path) == snap, f"{path} changed"
+    assert _scratch_entries() <= scratch_before, "left a scratch folder in the temp dir"
+
+
+SWEPT_COMMANDS = ("flops", "import-onnx", "export", "infer", "train", "test", "data", "profile", "latency",
+                  "gradcam", "prune", "quantize")
+
+
+def test_case_count_covers_every_command() -> None:
+    """At least 80 cases, and every command swept here has some."""
+    assert len(CASES) >= 80
+    commands = {c[1].split()[0] for c in CASES if c[1]}
+    assert set(SWEPT_COMMANDS) <= commands, set(SWEPT_COMMANDS) - commands
+
+
+# -- fixtures ---------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Env:
+    data: Path
+    ro: Path | None
+    full: Path | None
+    mount_error: str
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory) -> Env:
+    """The tiny model and every kind of broken input, made once; plus the two tmpfs mounts."""
+    data = tmp_path_factory.mktemp("sweep")
+    _make_inputs(data)
+    ro, full, error = None, None, ""
+    mounts: list[Path] = []
+    try:
+        ro = _mount(tmp_path_factory.mktemp("ro"), False, mounts)
+        full = _mount(tmp_path_factory.mktemp("full"), True, mounts)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        ro = full = None
+        error = f"cannot mount a tmpfs here ({exc}); read-only and full-disk cases need root"
+    try:
+        yield Env(data, ro, full, error)
+    finally:
+        for path in mounts:
+            if subprocess.run(["umount", str(path)], capture_output=True).returncode:
+                subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@pytest.fixture
+def fake_timing(monkeypatch):
+    """Pruning's ONNX Runtime timing is not what these cases test: answer at once."""
+    from ednas.compress.latency_target import MeasuredLatency
+
+    monkeypatch.setattr(MeasuredLatency, "time_onnx",
+                        lambda self, path: {"ratio": 0.8, "median_ms": 0.8, "probe_ms": 1.0})
+
+
+def _make_inputs(d: Path) -> None:
+    from ednas.arch import AuxArch, NeckArch
+    from ednas.models import build_model, save_checkpoint
+    from ednas.models.export import export_onnx
+    from ednas.arch.zoo import get_arch
+
+    base = get_arch("enhanced_nanodet_s")
+    arch = dataclasses.replace(
+        base, neck=NeckArch(width=32), head=dataclasses.replace(base.head, feat_channels=32),
+        aux=AuxArch(feat_channels=32, num_groups=8), input_size=64, num_classes=3,
+    )
+    arch.save(d / "tiny.arch.yml")
+    header = "model: {arch: tiny.arch.yml, input_size: 64}\n"
+    recipes = {
+        "tiny": header + "data: {class_names: [a, b, c]}\n",
+        "two_classes": header + "data: {class_names: [a, b]}\n",
+        "other": "model: {arch: enhanced_nanodet_m, input_size: 64}\ndata: {class_names: [a, b, c]}\n",
+        "neg_epochs": header + "data: {class_names: [a, b, c]}\ntrain: {epochs: -3}\n",
+        "zero_batch": header + "data: {class_names: [a, b, c]}\ntrain: {batch_size: 0}\n",
+        "neg_lr": header + "data: {class_names: [a, b, c]}\ntrain: {lr: -1}\n",
+        "typo": header + "train: {epochz: 3}\n",
+        "garbled": "model: [unclosed\n  - {\n",
+        "list": "- model\n- data\n",
+    }
+    for name, text in recipes.items():
+        (d / f"{name}.yml").write_text(text)
+    rng = np.random.default_rng(0)
+    junk = bytes([0xFF, 0xFE, 0x00, 0x9C]) + rng.bytes(300)
+    (d / "binary.yml").write_bytes(junk)
+    (d / "binary.json").write_bytes(junk)
+    (d / "list.json").write_text("[]\n")
+
+    model = build_model(arch)
+    save_checkpoint(d / "tiny.ckpt", model)
+    blob = (d / "tiny.ckpt").read_bytes()
+    (d / "trunc.ckpt").write_bytes(blob[: len(blob) // 2])
+    (d / "garbage.ckpt").write_bytes(junk)
+    export_onnx(model, d / "tiny.onnx")
+    blob = (d / "tiny.onnx").read_bytes()
+    (d / "trunc.onnx").write_bytes(blob[: len(blob) // 2])
+    (d / "empty.onnx").write_bytes(b"")
+    (d / "garbage.onnx").write_bytes(junk)
+
+    images = d / "imgs"
+    images.mkdir()
+    coco = {"images": [], "annotations": [],
+            "categories": [{"id": i + 1, "name": n} for i, n in enumerate("abc")]}
+    for i in range(4):
+        img = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+        cv2.rectangle(img, (10, 10), (40, 40), (255, 255, 255), -1)
+        name = f"{i}.jpg"
+        cv2.imwrite(str(images / name), img)
+        coco["images"].append({"id": i + 1, "file_name": name, "width": 64, "height": 64})
+        coco["annotations"].append({"id": i + 1, "image_id": i + 1, "category_id": i % 3 + 1,
+                                    "bbox": [10, 10, 30, 30], "area": 900, "iscrowd": 0})
+    (d / "ann.json").write_text(json.dumps(coco))
+    (d / "no_images.json").write_text(json.dumps({**coco, "images": [], "annotations": []}))
+    (d / "no_imgs").mkdir()
+    (d / "other_imgs").mkdir()
+    cv2.imwrite(str(d / "other_imgs" / "x.jpg"), img)
+    shutil.copy(images / "0.jpg", d / "good.jpg")
+    shutil.copy(images / "0.jpg", images / "good.jpg")
+    shutil.copy(images / "1.jpg", d / "a.jpg")
+    jpeg = (images / "0.jpg").read_bytes()
+    (d / "trunc.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (d / "broken.jpg").write_bytes(junk)
+    (d / "empty.jpg").write_bytes(b"")
+
+
+def _old_outputs(dest: Path) -> None:
+    """A destination that already holds an earlier output of every name, and a user's folder."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in OLD_NAMES:
+        (dest / name).write_bytes(OLD)
+    (dest / "userdir").mkdir()
+    (dest / "userdir" / "notes.txt").write_bytes(OLD)
+
+
+def _mount(path: Path, fill: bool, mounts: list[Path]) -> Path:
+    """A 64 KiB tmpfs at `path`: read-only (holding old outputs) or filled to the last byte."""
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)], check=True,
+                   capture_output=True)
+    mounts.append(path)
+    if fill:
+        _old_outputs(path)
+        fd = os.open(path / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(fd, b"\0" * 512):
+                pass
+        except OSError:
+            pass  # full
+        finally:
+            os.close(fd)
+    else:
+        _old_outputs(path)
+        subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True, capture_output=True)
+    return path
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    """Every file and folder under `root` (hidden ones included) with a hash of its content."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames:
+            out[os.path.relpath(os.path.join(dirpath, name), root)] = "dir"
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            out[os.path.relpath(full, root)] = hashlib.sha256(Path(full).read_bytes()).hexdigest()
+    return out
+
+
+def _without_progress_bars(err: str) -> str:
+    """stderr less tqdm's bars (lines redrawn with carriage returns): a step that ran before the
+    failure may show its progress; the message itself is what must be one line."""
+    kept = [line for line in err.split("\n") if "\r" not in line]
+    return "\n".join(kept)
+
+
+def _scratch_entries() -> set[str]:
+    return {n for n in os.listdir(tempfile.gettempdir()) if n.startswith("ednas-")}
+
+
+# -- the good paths the sweep's rules shape ----------------------------------------------------
+def test_truncated_jpeg_is_skipped_with_a_warning_and_counted(env, tmp_path, capsys):
+    images = tmp_path / "imgs"
+    shutil.copytree(env.data / "imgs", images)
+    jpeg = (images / "2.jpg").read_bytes()
+    (images / "2.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    code = main(["test", str(env.data / "tiny.yml"), "--weights", str(env.data / "tiny.ckpt"),
+                 "--images", str(images), "--ann", str(env.data / "ann.json"), "--batch", "2",
+                 "--out", str(tmp_path / "m.json")])
+    out = capsys.readouterr().out
+    assert code == 0 and "on 3 images" in out and "(1 unreadable, skipped)" in out
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["images"] == 3 and 0 <= metrics["mAP"] <= 1  # fractions in JSON
+
+
+def test_prune_writes_its_set_with_umask_modes_and_no_leftovers(env, tmp_path, capsys, fake_timing, monkeypatch):
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
+    out = tmp_path / "dest" / "p.ckpt"
+    argv = ["prune", str(env.data / "tiny.yml"), "--weights", str(env.data / "tiny.ckpt"), "--ratio", "0.3",
+            "--out", str(out), "--threads", "1"]
+    old = os.umask(0o022)
+    try:
+        assert main(argv) == 0
+        first = (out.with_suffix(".json")).read_text()
+        assert main(argv) == 0  # a rerun replaces the set
+    finally:
+        os.umask(old)
+    assert sorted(os.listdir(out.parent)) == ["p.arch.yml", "p.ckpt", "p.json"]
+    for name in os.listdir(out.parent):
+        assert (out.parent / name).stat().st_mode & 0o777 == 0o644, name
+    assert not [n for n in os.listdir(private_tmp) if n.startswith("ednas-")] and json.loads(first)["ratio"] == 0.3
+    assert main(["flops", str(env.data / "tiny.yml"), "--weights", str(out)]) == 0

@@ -1,0 +1,80 @@
+"""The CLI's error boundary: one line per failure, exit 2 for the user's errors (file-system
+ones included), exit 1 and "rerun with --debug" for a bug; third-party chatter only with -v."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import warnings
+
+import pytest
+
+import ednas.commands.flops as flops
+from ednas.cli import main
+
+
+def _run_as_flops(monkeypatch, body) -> None:
+    monkeypatch.setattr(flops, "run", lambda args: body())
+
+
+def test_a_bug_is_one_line_with_exit_1_and_the_traceback_with_debug(monkeypatch, capsys):
+    def broken():
+        raise ValueError("shapes (3,) and (4,) do not align\nsecond line")
+
+    _run_as_flops(monkeypatch, broken)
+    assert main(["flops", "x"]) == 1
+    err = capsys.readouterr().err
+    assert err == ("ednas flops: internal error: ValueError: shapes (3,) and (4,) do not align second line "
+                   "(rerun with --debug for the traceback)\n")
+    assert main(["flops", "x", "--debug"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and "in broken" in err and err.endswith("--debug for the traceback)\n")
+
+
+@pytest.mark.parametrize("code, expect", [
+    (errno.EACCES, "/data/x.ckpt: permission denied; choose a writable location"),
+    (errno.ENOSPC, "/data/x.ckpt: no space left on the device"),
+    (errno.EROFS, "/data/x.ckpt: read-only file system"),
+    (errno.EISDIR, "/data/x.ckpt: is a folder; give a file path"),
+])
+def test_file_system_errors_name_the_path_and_the_fix(monkeypatch, capsys, code, expect):
+    def fail():
+        raise OSError(code, "os text", "/data/x.ckpt")
+
+    _run_as_flops(monkeypatch, fail)
+    assert main(["flops", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ednas flops: error: {expect}") and err.count("\n") == 1, err
+
+
+def test_third_party_logs_and_warnings_only_with_verbose(monkeypatch, capsys):
+    def chatty():
+        logging.info("Increased scale of tensor 17")  # what ORT's quantizer does, on the root logger
+        logging.getLogger("onnxruntime.quantization").info("calibrating")
+        warnings.warn("TracerWarning: converting a tensor to a Python boolean")
+        logging.getLogger("ednas.train").warning("ednas warnings always show")
+        return 0
+
+    _run_as_flops(monkeypatch, chatty)
+    root = logging.getLogger()
+    handler = logging.StreamHandler()  # pytest's capture handler does not print: watch stderr ourselves
+    root.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as quiet_warnings:
+            warnings.simplefilter("always")
+            assert main(["flops", "x"]) == 0
+        quiet = capsys.readouterr().err
+        with warnings.catch_warnings(record=True) as loud_warnings:
+            warnings.simplefilter("always")
+            assert main(["-v", "flops", "x"]) == 0
+        loud = capsys.readouterr().err
+    finally:
+        root.removeHandler(handler)
+    assert quiet == "ednas warnings always show\n" and not quiet_warnings
+    assert "Increased scale" in loud and "calibrating" in loud and len(loud_warnings) == 1
+
+
+def test_usage_errors_are_one_line(capsys):
+    assert main(["export", "r", "--weights"]) == 2
+    err = capsys.readouterr().err
+    assert err == "ednas export: error: argument --weights: expected one argument (see ednas export --help)\n"
