@@ -200,7 +200,8 @@ def fit_calibration(out: Path, meta: TableMeta, rows: dict[str, dict[str, Any]])
 
 def _robust_lstsq(x: np.ndarray, y: np.ndarray, scale_range: tuple[float, float] = (0.5, 1.5)) -> np.ndarray:
     """Fit (overhead, scale, per-Melement); with too few models, or a scale outside
-    `scale_range` (noisy measurements), fall back to fewer terms, down to a fixed overhead."""
+    `scale_range` (noisy measurements), fall back to fewer terms, down to a plain scale of
+    the unit sum (which, unlike a fitted overhead, can never predict a negative latency)."""
     n = len(y)
     for cols in ([0, 1, 2], [0, 1]):
         if n >= len(cols) + 2:
@@ -210,7 +211,8 @@ def _robust_lstsq(x: np.ndarray, y: np.ndarray, scale_range: tuple[float, float]
                 return coef
             log.warning("calibration with terms %s gives scale %.2f; measurements look noisy, "
                         "using fewer terms", cols, coef[1])
-    return np.array([float(np.mean(y - x[:, 1])), 1.0, 0.0])
+    units = x[:, 1]
+    return np.array([0.0, float(units @ y / max(float(units @ units), 1e-12)), 0.0])
 
 
 # -- remote targets ----------------------------------------------------------------------------

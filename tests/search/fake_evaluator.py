@@ -4,6 +4,8 @@ architecture (wider, larger and KR-on score higher), optionally slow, logging ev
 `from_file(path, ...)` reads `path` as a search-space YAML. Environment:
     EDNAS_FAKE_EVAL_LOG   append "pid hash" per evaluation (checks "never evaluated twice")
     EDNAS_FAKE_EVAL_S     seconds each evaluation takes (room to kill a worker mid-trial)
+    EDNAS_FAKE_EVAL_PEERS an evaluation returns only once this many processes have evaluated
+                          (so a test of N workers does not depend on how fast they start)
 """
 
 from __future__ import annotations
@@ -27,6 +29,13 @@ class FakeEvaluator:
             with open(log, "a") as f:
                 f.write(f"{os.getpid()} {arch.hash()}\n")
         time.sleep(float(os.environ.get("EDNAS_FAKE_EVAL_S", "0")))
+        peers = int(os.environ.get("EDNAS_FAKE_EVAL_PEERS", "0"))
+        deadline = time.time() + 120
+        while log and peers and time.time() < deadline:  # hold on until every worker has joined
+            with open(log) as f:
+                if len({line.split()[0] for line in f if line.strip()}) >= peers:
+                    break
+            time.sleep(0.1)
         b = arch.backbone
         width = sum(b.widths) / len(b.widths)
         kr = sum(b.kr) / max(1, len(b.kr))

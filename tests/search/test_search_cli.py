@@ -53,6 +53,7 @@ def fake(fake_evaluator, monkeypatch, tmp_path) -> Path:
     monkeypatch.setenv("EDNAS_FAKE_EVAL_LOG", str(log))
     monkeypatch.setenv("EDNAS_FAKE_EVAL_S", "0.25")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("EDNAS_FAKE_EVAL_PEERS", "0")
     return log
 
 
@@ -230,6 +231,7 @@ def check_study(study: optuna.Study, log: Path, target: int, killed: set[int] = 
 
 
 def run_two_workers(tiny, out: Path, log: Path, storage: list[str], study: str, n: int = 14) -> str:
+    os.environ["EDNAS_FAKE_EVAL_PEERS"] = "2"  # (the `fake` fixture's monkeypatch restores the environment)
     p = cli(args(tiny, out, "--no-verify", "--workers", "2", "--study", study, *storage, trials=n, budget="99%"))
     output = p.communicate(timeout=240)[0]
     assert p.returncode == 0, output
