@@ -30,7 +30,7 @@ from ednas.latency.predictor import LatencyPredictor
 from ednas.latency.table import LatencyTable, default_table
 from ednas.arch.space import SearchSpace
 from ednas.supernet.evaluate import CalibImages, SupernetEvaluator, class_names
-from ednas.supernet.supernet import Supernet, uniform
+from ednas.supernet.supernet import Supernet
 from ednas.supernet.train import smallest
 
 
@@ -42,6 +42,33 @@ def cpu_line() -> str:
     m = machine_info(1)
     flags = " ".join(m.get("cpu_flags") or [])
     return f"CPU: {m.get('cpu')} ({m.get('logical_cores')} cores) {flags}"
+
+
+def fidelity(init: Path, args: argparse.Namespace) -> None:
+    """The base extracted right after `init` against the released ONNX on all of coco-train128:
+    class-score max |delta| and mAP (the release's pipeline check: 36.33)."""
+    import numpy as np
+    import torch
+
+    from ednas.data import build_dataset, split_from_paths
+    from ednas.data.classes import COCO_CLASSES
+    from ednas.eval.coco_eval import evaluate
+    from ednas.eval.predictors import OnnxPredictor, TorchPredictor
+    from ednas.supernet.init import image_batches
+
+    sn = Supernet.load(init)
+    model = sn.extract(sn.space.base)
+    onnx = OnnxPredictor(args.weights, threads=args.threads)
+    worst = 0.0
+    for batch in image_batches(args.coco / "images", 320, 128):
+        with torch.no_grad():
+            ours = model.inference(batch).numpy()
+        worst = max(worst, float(np.abs(ours[..., :80] - onnx(batch.numpy())[..., :80]).max()))
+    ds = build_dataset(split_from_paths(str(args.coco / "images"),
+                                        str(args.coco / "annotations" / "instances_train128.json")), COCO_CLASSES)
+    m = evaluate(TorchPredictor(model), ds, progress=False)["mAP"]
+    print(f"base extracted after init vs released ONNX, 128 images: class scores max |delta| {worst:.2e}, "
+          f"mAP {m:.4f} (released 0.3633)")
 
 
 def main() -> None:
@@ -72,12 +99,13 @@ def main() -> None:
               "--lr", str(args.lr), "--threads", str(args.threads), "--resume")
         (work / "trained.done").write_text("")
 
+    fidelity(init, args)
     space = SearchSpace.load()
     predictor = LatencyPredictor(LatencyTable.load(default_table()))
     base_ms = predictor.predict(space.base)
     rng = random.Random(1)
-    archs = {"base (s)": space.base, "smallest": smallest(space), "uniform 0.75": uniform(space, 0.75),
-             "uniform 0.5": uniform(space, 0.5), "base @256": space.base.replace(input_size=256)}
+    archs = {"base (s)": space.base, "smallest": smallest(space), "uniform 0.75": space.uniform(0.75),
+             "uniform 0.5": space.uniform(0.5), "base @256": space.base.replace(input_size=256)}
     archs.update({f"random {i}": space.sample(rng) for i in range(args.random_archs)})
     scores, seconds = {}, []
     for label, path in (("cut", init), ("trained", trained)):

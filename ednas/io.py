@@ -192,14 +192,14 @@ def recover(folder: str | Path) -> None:
         return
     for name in names:
         m = _MANIFEST.match(name)
-        if m and not _alive(int(m.group("pid"))):
+        if m and not pid_alive(int(m.group("pid"))):
             if m.group("part"):
                 _remove(folder / name)  # killed while writing it: nothing was committed
             else:
                 _roll_forward(folder / name)
     for name in names:
         m = _TMP.match(name)
-        if m and not _alive(int(m.group("pid"))):
+        if m and not pid_alive(int(m.group("pid"))):
             _remove(folder / name)
 
 
@@ -307,11 +307,12 @@ def _sweep_scratch(base: Path) -> None:
         return
     for name in names:
         m = _SCRATCH.match(name)
-        if m and not _alive(int(m.group("pid"))):
+        if m and not pid_alive(int(m.group("pid"))):
             shutil.rmtree(base / name, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """The process exists and is not a zombie (killed, not yet reaped by its parent)."""
     if pid == os.getpid():
         return True
     try:
@@ -320,7 +321,10 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _remove(path: Path) -> None:

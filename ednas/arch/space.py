@@ -140,6 +140,12 @@ class SearchSpace:
             input_size=choose("input_size", cfg.input_size.choices),
         )
 
+    def uniform(self, width: float) -> ArchSpec:
+        """The base with every backbone row at `width` (the plain scaling a search must beat)."""
+        b = self.base.backbone
+        assert isinstance(b, MobileNeXtArch)
+        return self.base.replace(backbone=dataclasses.replace(b, widths=(width,) * len(b.rows)))
+
     def sample(self, rng: random.Random) -> ArchSpec:
         """A uniformly random architecture (each gene independently)."""
         return self.decode(lambda _name, choices: rng.choice(list(choices)))

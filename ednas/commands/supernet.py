@@ -65,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def resolve_arch(text: str, supernet):
     """An ARCH.yml path or a named configuration of the supernet's space."""
     from ednas.arch import ArchSpec
-    from ednas.supernet.supernet import uniform, widest
+    from ednas.supernet.supernet import widest
     from ednas.supernet.train import smallest
 
     space = supernet.space
@@ -74,7 +74,7 @@ def resolve_arch(text: str, supernet):
         arch = named[text]()
     elif text.startswith("uniform-"):
         try:
-            arch = uniform(space, float(text.split("-", 1)[1]))
+            arch = space.uniform(float(text.split("-", 1)[1]))
         except ValueError:
             from ednas.errors import InputError
 
@@ -103,10 +103,8 @@ def run_init(args: argparse.Namespace) -> int:
     if len(names) != space.base.num_classes:
         raise InputError(f"--classes gives {len(names)} names, the space's base predicts "
                          f"{space.base.num_classes} classes")
-    supernet = init_supernet(space, None, args.source, args.images, args.calib_images, args.fit_steps,
-                             args.seed)
-    supernet.meta["class_names"] = list(names)
-    supernet.save(args.out)
+    supernet = init_supernet(space, args.out, args.source, args.images, args.calib_images, args.fit_steps,
+                             args.seed, names)
     fit = supernet.meta.get("fit_error")
     print(f"supernet of space {space.name!r} ({len(supernet.tensors)} tensors, "
           f"{sum(t.numel() for t in supernet.parameters()):,} weights) -> {args.out}")

@@ -424,7 +424,9 @@ def stage_evaluate(ctx: Context) -> tuple[dict[str, Any], list[str]]:
             m = evaluate_with_interval(OnnxPredictor(path, cfg.profile.threads), dataset, names, progress=False,
                                        strides=arch.strides, reg_max=arch.head.reg_max)
             est = m["mAP_interval"]
-            low, high = (est.low / 100, est.high / 100) if metric == "mAP" else (None, None)
+            # the basic bootstrap interval may leave [0, 1] near the ends; mAP cannot
+            low, high = ((min(max(est.low / 100, 0.0), 1.0), min(max(est.high / 100, 0.0), 1.0))
+                         if metric == "mAP" else (None, None))
             score = {"map": float(m[metric]), "map_low": low, "map_high": high, "images": int(m["images"])}
             scores[f"{name}|{precision}"] = cached[tag] = score
             write_json(done_path, cached)  # per model: a killed run keeps what it scored

@@ -57,14 +57,6 @@ def genes_of(space: SearchSpace, arch: ArchSpec) -> Genes | None:
     return genes if not missing and decoded == arch else None
 
 
-def uniform(space: SearchSpace, width: float) -> ArchSpec:
-    """The base architecture with every backbone row at `width` (neck, head, input and KR
-    as in the base where a block stays KR-eligible): the plain scaling a search must beat."""
-    base_genes = genes_of(space, space.base) or {}
-    genes = {**base_genes, **{k: width for k in base_genes if k.startswith("width_row")}}
-    return decode(space, genes)[0]
-
-
 def descend(space: SearchSpace, genes: Genes, cost: Callable[[ArchSpec], float],
             max_rounds: int = 10) -> tuple[Genes, float]:
     """Per-gene descent on `cost` from `genes`: try every choice of every gene, keep any

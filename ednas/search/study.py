@@ -37,7 +37,8 @@ from optuna.trial import FrozenTrial, TrialState
 from ednas.arch import ArchSpec
 from ednas.errors import EdnasError
 from ednas.search.evaluator import Evaluator
-from ednas.search.genes import genes_of, uniform
+from ednas.io import pid_alive
+from ednas.search.genes import genes_of
 from ednas.search.pareto import Point, pareto_front
 from ednas.arch.space import SearchSpace
 
@@ -197,7 +198,7 @@ def warm_start_archs(space: SearchSpace) -> dict[str, ArchSpec]:
     """The base and every uniform width scaling of the space's backbone choices."""
     archs = {"base": space.base}
     for width in space.config.backbone.widths:
-        arch = uniform(space, width)
+        arch = space.uniform(width)
         if arch != space.base:
             archs[f"uniform_{width:g}"] = arch
     return archs
@@ -214,20 +215,6 @@ def warm_start(study: optuna.Study, space: SearchSpace) -> int:
     return n
 
 
-def _pid_alive(pid: int) -> bool:
-    """The process exists and is not a zombie (killed, not yet reaped by its parent)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def owner_alive(trial: FrozenTrial, now: float | None = None) -> bool:
     """Whether the worker running `trial` may still be alive: a dead pid on this host is dead;
     an owner on another host is alive (its heartbeat decides, in RDB storage); a trial with no
@@ -237,7 +224,7 @@ def owner_alive(trial: FrozenTrial, now: float | None = None) -> bool:
         start = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
         return (now or time.time()) - start < ORPHAN_S
     host, _, pid = str(owner).rpartition(":")
-    return host != _HOST or _pid_alive(int(pid))
+    return host != _HOST or pid_alive(int(pid))
 
 
 def reap_stale(study: optuna.Study) -> list[int]:
@@ -516,8 +503,12 @@ def check_table(path: Path, space: SearchSpace, precision: str, threads: int | N
     from ednas.latency import LatencyTable
     from ednas.latency.runner import machine_info
 
-    hint = (f"`ednas profile --space SPACE.yml --precision {precision} --threads {threads or 2} --out NEW.csv` "
-            f"(SPACE.yml: the supernet's space {space.name!r})")
+    default = SearchSpace.load().fingerprint() == space.fingerprint()
+    out = path if not Path(path).exists() else "NEW.csv"
+    hint = (f"`ednas profile {'' if default else '--space SPACE.yml '}--precision {precision} --threads {threads or 2} "
+            f"--out {out}`{'' if default else f' (SPACE.yml: the supernet space {space.name!r})'}")
+    if not Path(path).is_file():
+        raise StudyError(f"no latency table at {path}; build it with {hint}")
     table = LatencyTable.load(path, space.fingerprint())
     meta = table.meta
     if meta.precision != precision or (threads is not None and meta.threads != threads):
@@ -555,5 +546,5 @@ def baseline_archs(space: SearchSpace) -> dict[str, ArchSpec]:
     archs = {"base": space.base}
     for width in (0.75, 0.5):
         if width in space.config.backbone.widths:
-            archs[f"uniform_{width:g}"] = uniform(space, width)
+            archs[f"uniform_{width:g}"] = space.uniform(width)
     return archs

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -220,13 +221,17 @@ def _output_bns(block: torch.nn.Module) -> list[torch.nn.BatchNorm2d]:
 
 def init_supernet(space: SearchSpace, out: str | Path | None = None, source: str | Path | None = None,
                   images: str | Path | None = None, calib_images: int = 64, fit_steps: int = 120,
-                  seed: int = 0) -> Supernet:
+                  seed: int = 0, class_names: Sequence[str] | None = None) -> Supernet:
     """Build the supernet of `space`; from `source` (a trained base model) when given, else
     with fresh weights (training from scratch). `images`: unlabeled images for the BN
-    statistics of an ONNX source and for fitting the other block type. Saved to `out`."""
+    statistics of an ONNX source and for fitting the other block type. `class_names` (one
+    per class of the base; default COCO's for 80 classes) go with it. Saved to `out`."""
+    if class_names is not None and len(class_names) != space.base.num_classes:
+        raise InputError(f"{len(class_names)} class names for a base that predicts {space.base.num_classes} classes")
     torch.manual_seed(seed)
     supernet = Supernet(space)
-    meta: dict = {"source": str(source) if source else None, "trained_steps": 0}
+    meta: dict = {"source": str(source) if source else None, "trained_steps": 0,
+                  "class_names": list(class_names) if class_names is not None else None}
     if source is not None:
         base = space.base
         model = load_trained(source, base)

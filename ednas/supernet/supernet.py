@@ -49,13 +49,6 @@ def widest(space: SearchSpace, block_type: str = "plus") -> ArchSpec:
     )
 
 
-def uniform(space: SearchSpace, width: float) -> ArchSpec:
-    """The base architecture with every backbone row at `width` (a scaling baseline)."""
-    b = space.base.backbone
-    assert isinstance(b, MobileNeXtArch)
-    return space.base.replace(backbone=dataclasses.replace(b, widths=(width,) * len(b.rows)))
-
-
 def _index(dim, device) -> torch.Tensor | int | None:
     """Index along one dimension: None (all), an int (leading count) or a LongTensor."""
     if dim is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ednas.search.genes import decode, descend, genes_of, uniform
+from ednas.search.genes import decode, descend, genes_of
 from ednas.search.study import baseline_archs, warm_start_archs
 
 
@@ -19,7 +19,7 @@ def test_arch_outside_the_space_has_no_genes(tiny) -> None:
 
 def test_uniform_scaling_changes_only_the_backbone_widths(tiny) -> None:
     space = tiny.space
-    half = uniform(space, 0.5)
+    half = space.uniform(0.5)
     assert half.backbone.widths == (0.5,) * 4
     assert (half.neck, half.input_size, half.head) == (space.base.neck, space.base.input_size, space.base.head)
     assert genes_of(space, half) is not None

@@ -14,7 +14,7 @@ from ednas.models.detector import build_model
 from ednas.arch.space import SearchSpace
 from ednas.supernet.init import channel_order, init_supernet, permute
 from ednas.supernet.layout import entries
-from ednas.supernet.supernet import Supernet, SupernetError, uniform, widest
+from ednas.supernet.supernet import Supernet, SupernetError, widest
 from ednas.supernet.train import smallest
 
 
@@ -87,7 +87,7 @@ def test_init_from_a_trained_model(tiny_space, trained_base, synth, tmp_path):
         # the base sub-network IS the trained model (its channels sorted)
         assert torch.allclose(sn.extract(tiny_space.base)(x), ref, atol=1e-4)
         # wider sub-networks start as the trained function (new inputs zero, KR kernels tiny)
-        wide = uniform(tiny_space, 0.5)
+        wide = tiny_space.uniform(0.5)
         assert (sn.extract(wide)(x) - ref).abs().max() < 1e-2
     loaded = Supernet.load(tmp_path / "s.pt", tiny_space)
     assert torch.equal(loaded.tensors["head.gfl_cls.0.weight"], sn.tensors["head.gfl_cls.0.weight"])
@@ -98,7 +98,7 @@ def test_init_from_a_trained_model(tiny_space, trained_base, synth, tmp_path):
 def test_architecture_outside_the_space_is_refused(tiny_space):
     sn = Supernet(tiny_space)
     with pytest.raises(SupernetError, match="outside the supernet's space"):
-        sn.extract(uniform(tiny_space, 1.0))
+        sn.extract(tiny_space.uniform(1.0))
 
 
 def test_supernet_of_another_space_is_refused(tiny_space, tmp_path):
