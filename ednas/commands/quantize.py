@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recipe", metavar="NAME",
                    help="architecture the ONNX was exported from (e.g. enhanced_nanodet_s); needed by --backend inc")
     p.add_argument("--calib-method", choices=("minmax", "entropy", "percentile", "mse"),
-                   help="default: ort tries percentile and mse with --images (percentile without); inc: minmax "
+                   help="default: ort tries percentile and mse with --images (mse without); inc: minmax "
                         "(inc supports minmax and entropy)")
     p.add_argument("--num-calib", type=int, default=128, metavar="N", help="calibration images (default 128)")
     p.add_argument("--threads", type=int, default=2, help="ORT threads for evaluation and timing")

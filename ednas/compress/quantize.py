@@ -53,7 +53,10 @@ class QuantizeConfig:
     bias_correction: bool | None = None  # None: tried both ways in accuracy-aware mode, on otherwise
 
 
-DEFAULT_METHOD = {"ort": "percentile", "inc": "minmax"}  # percentile/mse exist only in ort; see the benchmark
+# ort without --images: mse + bias correction, the recipe whose output came closest to FP32's in
+# every group of calibration images and for both weight formats (benchmarks/quantize_released.py);
+# percentile/mse exist only in ort
+DEFAULT_METHOD = {"ort": "mse", "inc": "minmax"}
 GRID_METHODS = ("percentile", "mse")  # ort's accuracy-aware grid when no --calib-method is given
 QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger", "MatMulInteger",
                            "QLinearMatMul", "DynamicQuantizeLinear"})

@@ -171,6 +171,9 @@ class Runner:
                 self.ctx.report(f"[{i + 1}/{len(self.stages)}] {stage.name}: {stage.help} "
                                 f"(~{_minutes(stage.estimate_s(self.ctx))}; pipeline ETA {_minutes(left)})")
                 key = self.key(stage)
+                earlier = self.record(stage.name)
+                if earlier is not None and earlier["key"] != key:
+                    forced.add(stage.name)  # its inputs changed: partial work (a study) is for others
                 t0 = time.time()
                 result, outputs = stage.run(self.ctx)
                 seconds = time.time() - t0

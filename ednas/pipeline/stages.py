@@ -174,8 +174,7 @@ def stage_supernet_init(ctx: Context) -> tuple[dict[str, Any], list[str]]:
                          f"{space.base.num_classes}; give a recipe and space of the same classes")
     images, _ = _split(ctx, "train")
     supernet = init_supernet(space, None, cfg.supernet.source, images if cfg.supernet.source else None,
-                             64, cfg.supernet.fit_steps, cfg.seed)
-    supernet.meta["class_names"] = list(names)
+                             64, cfg.supernet.fit_steps, cfg.seed, class_names=names)
     out = ctx.path("supernet", "init.pt")
     supernet.save(out)
     return {"init": ctx.rel(out)}, [ctx.rel(out)]
@@ -229,20 +228,18 @@ def stage_search(ctx: Context) -> tuple[dict[str, Any], list[str]]:
     """`ednas search` on the selection images; its study journal makes a killed search resume."""
     import argparse
 
-    from ednas.commands import search as search_command
+    from ednas.search.search import SearchOptions, run_search
 
     cfg, sc = ctx.config, ctx.config.search
     out = ctx.path("search")
     images, ann = _split(ctx, "select")
     if "search" in ctx.forced:  # --from search: a new study, not the journal's continuation
         (out / "study.journal").unlink(missing_ok=True)
-    args = argparse.Namespace(
-        supernet=str(ctx.abs(ctx.results["supernet_train"]["supernet"])), budget=sc.budget,
-        table=ctx.results["profile"]["table"], precision=cfg.profile.precision, threads=cfg.profile.threads,
-        trials=sc.trials, timeout=None, sampler=sc.sampler, seed=cfg.seed, storage=None, study="search",
-        workers=1, images=images, ann=ann, calib_images=sc.calib_images, eval_images=sc.eval_images,
-        metric=sc.metric, no_verify=not sc.verify, out=str(out))
-    search_command.run(args)
+    run_search(SearchOptions(
+        supernet=str(ctx.abs(ctx.results["supernet_train"]["supernet"])), budget=sc.budget, out=str(out),
+        images=images, ann=ann, table=ctx.results["profile"]["table"], precision=cfg.profile.precision,
+        threads=cfg.profile.threads, trials=sc.trials, sampler=sc.sampler, seed=cfg.seed, study="search",
+        calib_images=sc.calib_images, eval_images=sc.eval_images, metric=sc.metric, verify=sc.verify))
     outputs = ["search/search.json", "search/trials.csv", "search/pareto.csv", "search/breakdown.csv", "search/pareto"]
     return {"run": "search"}, outputs
 

@@ -115,7 +115,7 @@ def load_run(path: str | Path) -> RunFolder:
             name = _text(row, "name", where)
             if name not in names:
                 raise InputError(f"{where}: name {name!r} is not a pareto.csv row (re-run the search's export)")
-            breakdown.setdefault(name, []).append((_text(row, "part", where), _num(row, "ms", where)))
+            breakdown.setdefault(name, []).append((_text(row, "part", where), _num(row, "ms", where, signed=True)))
 
     variants: list[Variant] = []
     if (root / "models.csv").is_file():
@@ -231,15 +231,18 @@ def _parse(row: dict[str, str], column: str, where: str, cast: Callable[[str], T
         raise InputError(f"{where}: column {column!r} value {raw!r} is not {what}") from None
 
 
-def _num(row: dict[str, str], column: str, where: str, optional: bool = False) -> float | None:
+def _num(row: dict[str, str], column: str, where: str, optional: bool = False,
+         signed: bool = False) -> float | None:
+    """A finite number >= 0 (any sign with `signed`: a breakdown's fitted calibration terms)."""
     raw = (row.get(column) or "").strip()
     if not raw:
         if optional:
             return None
         raise InputError(f"{where}: column {column!r} is empty (expected a number)")
     value = _parse(row, column, where, float, "a number")
-    if not math.isfinite(value) or value < 0:
-        raise InputError(f"{where}: column {column!r} value {raw!r} is not a finite number >= 0")
+    if not math.isfinite(value) or (value < 0 and not signed):
+        raise InputError(f"{where}: column {column!r} value {raw!r} is not a finite number"
+                         + ("" if signed else " >= 0"))
     return value
 
 

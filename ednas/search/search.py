@@ -194,7 +194,9 @@ def _finish(opts: SearchOptions, settings: Any, space: Any, predictor: Any, budg
     if opts.verify and chosen:
         from ednas.search.verify import reference_archs, verify
 
-        refs = reference_archs()
+        # reference detectors (NanoDet-Plus-m: COCO, 320 px) only mean something next to a space
+        # of the same task; a 6-class 96 px space would only get a far-off line
+        refs = {n: a for n, a in reference_archs().items() if a.num_classes == space.base.num_classes}
         measured = verify({**{row.name: arch for row, _, arch in chosen}, **refs}, space.base,
                           record["precision"], record["threads"], out)
         reference_ms = {name: measured[name].ratio * budget.base_ms for name in refs}

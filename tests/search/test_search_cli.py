@@ -126,10 +126,11 @@ def test_real_supernet_end_to_end(tiny, supernet, tmp_path, capsys, monkeypatch)
     out = tmp_path / "run"
     assert main(args(tiny, out, "--calib-images", "4", trials=5, budget="97%", supernet=supernet)) == 0
     printed = capsys.readouterr().out
-    assert "5/5 trials complete" in printed and "NanoDet-Plus-m" in printed
+    # NanoDet-Plus-m (80 COCO classes) is no reference for a 6-class space: no line for it
+    assert "5/5 trials complete" in printed and "NanoDet-Plus-m" not in printed
     record, _, _ = check_run_folder(out, 5, verified=True)
     assert record["eval_images"] == 5 and record["space"] == "tiny"
-    assert record["reference_ms"]["NanoDet-Plus-m"] > record["base_ms"]  # a 320 px model vs a 96 px one
+    assert record["reference_ms"] == {}
     assert record["cpu"]["cpu"]
 
 
