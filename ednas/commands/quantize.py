@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from ednas.commands._common import positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("quantize", help="static INT8 quantization of an ONNX model (QDQ, U8S8)")
@@ -15,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-drop", type=float, default=0.5,
                    help="allowed mAP drop in points: the upper end of its 95%% interval on held-out folds "
                         "(default 0.5)")
-    p.add_argument("--folds", type=int, default=2, help="cross-validation folds of --images (default 2)")
+    p.add_argument("--folds", type=positive_int, default=2, help="cross-validation folds of --images (default 2)")
     p.add_argument("--target-cpu", choices=("auto", "avx2", "vnni"), default="auto",
                    help="CPU the model will run on: auto (this one's flags), avx2 (no VNNI: 7-bit weights), "
                         "vnni (avx512_vnni/avx_vnni/amx_int8: 8-bit weights)")
@@ -26,8 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calib-method", choices=("minmax", "entropy", "percentile", "mse"),
                    help="default: ort tries percentile and mse with --images (mse without); inc: minmax "
                         "(inc supports minmax and entropy)")
-    p.add_argument("--num-calib", type=int, default=128, metavar="N", help="calibration images (default 128)")
-    p.add_argument("--threads", type=int, default=2, help="ORT threads for evaluation and timing")
+    p.add_argument("--num-calib", type=positive_int, default=128, metavar="N", help="calibration images (default 128)")
+    p.add_argument("--threads", type=positive_int, default=2, help="ORT threads for evaluation and timing")
     p.add_argument("--out", metavar="OUT.onnx", help="default: MODEL.int8.onnx")
     p.set_defaults(func=run)
 
@@ -51,11 +53,11 @@ def run(args: argparse.Namespace) -> int:
         folds = ", ".join(f"{d['value']:.2f}" for d in h["per_fold"])
         print(f"held-out drop {h['drop_points']:.2f} points (95% CI {h['ci95'][0]:.2f} to {h['ci95'][1]:.2f}) on "
               f"{h['images']} images, {h['folds']} folds each calibrated and chosen on the others (fold drops {folds})")
-        print(f"shipped: {s['recipe']}; mAP FP32 {s['fp32_map'] * 100:.2f} -> INT8 {s['int8_map'] * 100:.2f} on the "
+        print(f"shipped: {s['recipe']}; mAP FP32 {s['fp32_map'] * 100:.1f} -> INT8 {s['int8_map'] * 100:.1f} on the "
               f"{h['images']} images that chose it (drop {s['in_sample_drop_points']:.2f}, not the claim above)")
     elif "fp32_map" in s:
         lo, hi = s["drop_ci95"]
-        print(f"mAP FP32 {s['fp32_map'] * 100:.2f} -> INT8 {s['int8_map'] * 100:.2f} "
+        print(f"mAP FP32 {s['fp32_map'] * 100:.1f} -> INT8 {s['int8_map'] * 100:.1f} "
               f"(drop {s['drop_points']:.2f} points, 95% CI {lo:.2f} to {hi:.2f}, on {s['eval']['count']} images)")
     elif "recipe" in s and isinstance(s["recipe"], str) and s["backend"] == "ort":
         print(f"shipped: {s['recipe']} (no --images: accuracy not measured)")
