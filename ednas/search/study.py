@@ -195,12 +195,16 @@ def open_study(settings: SearchSettings, space: SearchSpace, sampler: optuna.sam
 
 # -- warm start and stale trials --------------------------------------------------------------
 def warm_start_archs(space: SearchSpace) -> dict[str, ArchSpec]:
-    """The base and every uniform width scaling of the space's backbone choices."""
+    """The base, every uniform width scaling of the space's backbone choices and the base at
+    every other input size of the space (the two plain ways to scale a detector)."""
     archs = {"base": space.base}
     for width in space.config.backbone.widths:
         arch = space.uniform(width)
         if arch != space.base:
             archs[f"uniform_{width:g}"] = arch
+    for size in space.config.input_size.choices:
+        if size != space.base.input_size:
+            archs[f"base_{size}px"] = space.base.replace(input_size=size)
     return archs
 
 

@@ -23,7 +23,7 @@ def test_uniform_scaling_changes_only_the_backbone_widths(tiny) -> None:
     assert half.backbone.widths == (0.5,) * 4
     assert (half.neck, half.input_size, half.head) == (space.base.neck, space.base.input_size, space.base.head)
     assert genes_of(space, half) is not None
-    assert set(warm_start_archs(space)) == {"base", "uniform_0.5"}
+    assert set(warm_start_archs(space)) == {"base", "uniform_0.5", "base_64px"}  # widths, then input sizes
     assert set(baseline_archs(space)) == {"base", "uniform_0.5"}  # 0.75 is not a choice of this space
 
 
