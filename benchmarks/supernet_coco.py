@@ -54,13 +54,12 @@ def fidelity(init: Path, args: argparse.Namespace) -> None:
     from ednas.data.classes import COCO_CLASSES
     from ednas.eval.coco_eval import evaluate
     from ednas.eval.predictors import OnnxPredictor, TorchPredictor
-    from ednas.supernet.init import image_batches
 
     sn = Supernet.load(init)
     model = sn.extract(sn.space.base)
     onnx = OnnxPredictor(args.weights, threads=args.threads)
     worst = 0.0
-    for batch in image_batches(args.coco / "images", 320, 128):
+    for batch in CalibImages(args.coco / "images", 128).batches(320):
         with torch.no_grad():
             ours = model.inference(batch).numpy()
         worst = max(worst, float(np.abs(ours[..., :80] - onnx(batch.numpy())[..., :80]).max()))

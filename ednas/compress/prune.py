@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import torch
 import torch_pruning as tp
@@ -32,6 +32,7 @@ from ednas.models import build_model
 from ednas.models.checkpoint import load_state
 from ednas.models.detector import Detector
 from ednas.models.kernel_refine import KernelRefineConv
+from ednas.models.layers import recalibrate_batchnorms
 
 log = logging.getLogger(__name__)
 
@@ -139,22 +140,3 @@ def prune_weights(
         recalibrate_batchnorms(work, calib)
     load_state(pruned, work.state_dict(), "pruned model")
     return pruned.eval()
-
-
-@torch.no_grad()
-def recalibrate_batchnorms(model: nn.Module, batches: Iterable[torch.Tensor]) -> None:
-    """Re-estimate every BatchNorm's running statistics on `batches` (cumulative average),
-    keeping its learned scale and shift."""
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    momenta = [bn.momentum for bn in bns]
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None  # cumulative moving average over all batches
-    model.train()
-    try:
-        for batch in batches:
-            model(batch)
-    finally:
-        for bn, momentum in zip(bns, momenta):
-            bn.momentum = momentum
-        model.eval()

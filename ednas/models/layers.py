@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
@@ -88,3 +88,22 @@ def set_bn_affine(bn: nn.BatchNorm2d, scale: torch.Tensor, shift: torch.Tensor) 
     bn.running_var.fill_(1.0 - bn.eps)
     bn.weight.copy_(scale)
     bn.bias.copy_(shift)
+
+
+@torch.no_grad()
+def recalibrate_batchnorms(model: nn.Module, batches: Iterable[torch.Tensor]) -> None:
+    """Re-estimate every BatchNorm's running statistics on `batches` (cumulative average),
+    keeping its learned scale and shift."""
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative moving average over all batches
+    model.train()
+    try:
+        for batch in batches:
+            model(batch)
+    finally:
+        for bn, momentum in zip(bns, momenta):
+            bn.momentum = momentum
+        model.eval()

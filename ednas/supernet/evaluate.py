@@ -19,6 +19,7 @@ from ednas.errors import InputError
 from ednas.eval.coco_eval import evaluate, torch_threads
 from ednas.eval.predictors import TorchPredictor
 from ednas.models.detector import Detector
+from ednas.models.layers import recalibrate_batchnorms
 from ednas.supernet.supernet import Supernet
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,6 @@ class CalibImages:
 @torch.no_grad()
 def recalibrate(model: Detector, batches: Sequence[torch.Tensor]) -> Detector:
     """Recompute every BN's running statistics on `batches` (cumulative), keep scale/shift."""
-    from ednas.compress.prune import recalibrate_batchnorms
-
     recalibrate_batchnorms(model, batches)
     return model.eval()
 

@@ -27,9 +27,11 @@ import torch.nn.functional as F
 from ednas.arch import ArchSpec
 from ednas.errors import InputError
 from ednas.models.detector import Detector, build_model
+from ednas.models.layers import recalibrate_batchnorms
 from ednas.arch.space import SearchSpace
 from ednas.supernet.layout import FIXED, block_outputs, entries, positions
-from ednas.supernet.supernet import Supernet, _index, take
+from ednas.supernet.evaluate import CalibImages
+from ednas.supernet.supernet import Supernet, _index
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +62,6 @@ def load_trained(path: str | Path, arch: ArchSpec) -> Detector:
                              "give a model of the base (see the space file's `base:`)")
         load_checkpoint(model, path)
     return model.eval()
-
-
-def image_batches(folder: str | Path, size: int, count: int, batch: int = 16) -> list[torch.Tensor]:
-    """Up to `count` pre-processed images of `folder` as (N, 3, size, size) batches."""
-    from ednas.compress.quantize_calib import list_images, load_batch
-
-    files = list_images(folder, count)
-    return [torch.from_numpy(load_batch(files[i:i + batch], size)) for i in range(0, len(files), batch)]
 
 
 def channel_order(model: Detector) -> dict[str, torch.Tensor]:
@@ -201,8 +195,6 @@ def fit_other_blocks(supernet: Supernet, teacher: Detector, batches: list[torch.
             sched.step()
         block.eval()
         with torch.no_grad():  # BN statistics of the fitted block on the same features
-            from ednas.compress.prune import recalibrate_batchnorms
-
             recalibrate_batchnorms(block, [x for x, _ in pairs])
             num = sum(F.mse_loss(block(x)[:, valid], y[:, src[valid]], reduction="sum") for x, y in pairs)
             den = sum((y[:, src[valid]] ** 2).sum() for _, y in pairs)
@@ -235,7 +227,7 @@ def init_supernet(space: SearchSpace, out: str | Path | None = None, source: str
     if source is not None:
         base = space.base
         model = load_trained(source, base)
-        batches = image_batches(images, base.input_size, calib_images) if images else []
+        batches = CalibImages(images, calib_images).batches(base.input_size) if images else []
         from ednas.train.bn_unfold import folded_batchnorms, unfold_batchnorms
 
         if folded_batchnorms(model):

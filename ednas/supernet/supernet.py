@@ -247,17 +247,9 @@ def read_supernet(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise SupernetError(f"{path}: no such supernet file (make one with `ednas supernet init`)")
-    try:
-        from ednas.models.checkpoint import safe_load
-    except ImportError:  # pragma: no cover - older checkpoint module
-        safe_load = None
-    if safe_load is not None:
-        data = safe_load(path, "supernet")
-    else:
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise SupernetError(f"{path}: not a readable supernet ({type(exc).__name__}); was it truncated?") from None
+    from ednas.models.checkpoint import safe_load
+
+    data = safe_load(path, "supernet")  # data only: a file whose pickle would run code is refused
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("tensors"), dict):
         raise SupernetError(f"{path}: not an ednas supernet file (make one with `ednas supernet init`)")
     if data.get("version") != VERSION:
