@@ -22,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from ednas.compress.quantize_latency import time_pair
+from ednas.compress.quantize.timing import time_pair
 from ednas.data.preprocess import preprocess
 from ednas.latency import runner
 from ednas.models import build_model

@@ -21,8 +21,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from ednas.compress.quantize import QuantizeConfig, quantize
-from ednas.compress.quantize_latency import time_models
+from ednas.compress.quantize.job import QuantizeConfig, quantize
+from ednas.compress.quantize.timing import time_models
 from ednas.cpu import cpu_info
 from ednas.eval.bootstrap import Estimate
 

@@ -299,7 +299,7 @@ def env(tmp_path_factory) -> Env:
 @pytest.fixture
 def fake_timing(monkeypatch):
     """Pruning's ONNX Runtime timing is not what these cases test: answer at once."""
-    from ednas.compress.latency_target import MeasuredLatency
+    from ednas.compress.prune.latency_target import MeasuredLatency
 
     monkeypatch.setattr(MeasuredLatency, "time_onnx",
                         lambda self, path: {"ratio": 0.8, "median_ms": 0.8, "probe_ms": 1.0})

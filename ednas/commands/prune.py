@@ -94,8 +94,8 @@ def _prune(args: argparse.Namespace, recipe, model, work) -> int:
     import json
     from pathlib import Path
 
-    from ednas.compress.latency_target import MeasuredLatency, find_ratio
-    from ednas.compress.prune import PruningError, prune_weights, shrink_arch
+    from ednas.compress.prune.latency_target import MeasuredLatency, find_ratio
+    from ednas.compress.prune.weights import PruningError, prune_weights, shrink_arch
     from ednas.io import output_set
     from ednas.models import save_checkpoint
     from ednas.models.complexity import complexity
@@ -187,7 +187,7 @@ def _calibration_batches(folder: str | None, size: int, images: int = 64, batch:
 
     from ednas.errors import InputError
 
-    from ednas.compress.quantize_calib import list_images, load_batch
+    from ednas.compress.quantize.calibration import list_images, load_batch
 
     files = list_images(folder, images)
     if len(files) < 2:
@@ -210,7 +210,7 @@ def _table_latency(table: str, base, fallback):
     """Relative latency from the table when it prices the candidate, else from `fallback`."""
     import logging
 
-    from ednas.compress.latency_target import PredictedLatency
+    from ednas.compress.prune.latency_target import PredictedLatency
     from ednas.latency.predictor import LatencyPredictor
     from ednas.latency.table import LatencyTable, LatencyTableError
 

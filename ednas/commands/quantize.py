@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ednas.compress.quantize import QuantizeConfig, quantize
+    from ednas.compress.quantize.job import QuantizeConfig, quantize
 
     out = Path(args.out) if args.out else Path(args.model).with_suffix(".int8.onnx")
     config = QuantizeConfig(

@@ -1,1 +1,2 @@
-"""Model compression: structured pruning (prune.py) and INT8 quantization (quantize*.py)."""
+"""Model compression, two families: `prune/` (structured channel pruning to a latency target)
+and `quantize/` (static INT8 ONNX, accuracy-aware and cross-validated)."""

@@ -342,7 +342,7 @@ def stage_prune(ctx: Context) -> tuple[dict[str, Any], list[str]]:
     cfg = ctx.config.prune
     if cfg.ratio == 0:
         return {"models": None}, []
-    from ednas.compress.prune import prune_weights, shrink_arch
+    from ednas.compress.prune.weights import prune_weights, shrink_arch
     from ednas.models.checkpoint import save_checkpoint
     from ednas.supernet.evaluate import CalibImages
 
@@ -365,7 +365,7 @@ def stage_prune(ctx: Context) -> tuple[dict[str, Any], list[str]]:
 def stage_quantize(ctx: Context) -> tuple[dict[str, Any], list[str]]:
     """Each model exported as the deployable FP32 ONNX and quantized to INT8 (calibrated on the
     selection images). Per model: files already written by a killed run are kept."""
-    from ednas.compress.quantize import QuantizeConfig, quantize
+    from ednas.compress.quantize.job import QuantizeConfig, quantize
     from ednas.models.export import export_onnx
 
     cfg = ctx.config.quantize
@@ -442,7 +442,7 @@ def _pct(v: float | None) -> str:
 def stage_measure(ctx: Context) -> tuple[dict[str, Any], list[str]]:
     """ONNX Runtime latency of every FP32 and INT8 output, all timed in rounds together with the
     base architecture (one process, same threads: load shifts every model alike)."""
-    from ednas.compress.quantize_latency import time_models
+    from ednas.compress.quantize.timing import time_models
     from ednas.latency.export import export_arch
 
     cfg = ctx.config

@@ -30,14 +30,14 @@ class CalibImages:
     """Unlabeled images for BN recalibration, decoded once, pre-processed per input size."""
 
     def __init__(self, folder: str | Path, count: int) -> None:
-        from ednas.compress.quantize_calib import list_images
+        from ednas.compress.quantize.calibration import list_images
 
         self.files = list_images(folder, count)
         self._cache: dict[int, list[torch.Tensor]] = {}
 
     def batches(self, size: int, batch: int = 16) -> list[torch.Tensor]:
         if size not in self._cache:
-            from ednas.compress.quantize_calib import load_batch
+            from ednas.compress.quantize.calibration import load_batch
 
             self._cache[size] = [torch.from_numpy(load_batch(self.files[i:i + batch], size))
                                  for i in range(0, len(self.files), batch)]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ednas.compress.quantize_search import AccuracyBoundError, Built, Fold, Recipe, search
+from ednas.compress.quantize.accuracy_search import AccuracyBoundError, Built, Fold, Recipe, search
 from ednas.eval.bootstrap import PerImageAP, paired_drop
 
 NUM_IMAGES = 24

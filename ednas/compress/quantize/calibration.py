@@ -95,7 +95,7 @@ def activation_tensors(model: onnx.ModelProto) -> list[str]:
 
 def sigmoid_inputs(model: onnx.ModelProto) -> set[str]:
     """Tensors whose every reader is a Sigmoid, directly or through LAYOUT_OPS only."""
-    from ednas.compress.onnx_rewrite import consumers
+    from ednas.compress.quantize.rewrite import consumers
 
     readers = consumers(model.graph)
     outputs = {o.name for o in model.graph.output}

@@ -4,7 +4,7 @@ Two backends build the INT8 model (`BUILDERS`: ONNX Runtime, Intel Neural Compre
 rest is shared: calibration images, the contract check, the interleaved latency pair, the
 summary and the atomic write.
 
-With annotated images, ONNX Runtime's accuracy claim is cross-validated (quantize_search):
+With annotated images, ONNX Runtime's accuracy claim is cross-validated (accuracy_search):
 the drop in the summary (`drop_points`, `drop_ci95`) is measured on folds of images that
 neither calibrated nor chose the model that was checked on them, with a paired bootstrap
 95% interval; the shipped model's drop on the images that chose it is kept apart
@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from ednas.compress import quantize_calib as calib
-from ednas.compress import quantize_model as qmodel
-from ednas.compress.quantize_latency import time_pair
+from ednas.compress.quantize import calibration as calib
+from ednas.compress.quantize import prepare as qmodel
+from ednas.compress.quantize.timing import time_pair
 from ednas.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ REG_CHANNELS = 32  # 4 sides x (reg_max 7 + 1) distribution logits after the cla
 class QuantizeConfig:
     """Settings of one quantization run."""
 
-    backend: str = "ort"  # ort (ONNX Runtime) | inc (Intel Neural Compressor PT2E, see quantize_inc)
+    backend: str = "ort"  # ort (ONNX Runtime) | inc (Intel Neural Compressor PT2E, see inc_backend)
     calib_method: str | None = None  # minmax | percentile | entropy | mse; None: the backend's default (ort: a grid)
     recipe: str | None = None  # architecture of the ONNX (recipe name or YAML); inc rebuilds it in torch
     num_calib: int = 128  # calibration images (evenly spaced over the folder); 128 beat 64 (benchmark)
@@ -99,7 +99,7 @@ def _check(config: QuantizeConfig, images: object, ann: object) -> QuantizeConfi
     if config.target_cpu not in TARGETS:
         raise InputError(f"--target-cpu {config.target_cpu!r} is not one of {', '.join(TARGETS)}")
     if config.backend == "inc":
-        from ednas.compress.quantize_inc import require_inc
+        from ednas.compress.quantize.inc_backend import require_inc
 
         if not config.recipe:
             raise InputError("--backend inc needs --recipe NAME, the architecture the ONNX was exported "
@@ -118,7 +118,7 @@ def _folds(dataset: Any, image_ids: list[int], files: list[Path], k: int) -> tup
     """Cross-validation folds (image i of the file-name order is in fold i % k) and the
     shipped model's 'fold' (all images). A calibration image that is also an annotated image
     calibrates only the folds that do not check it."""
-    from ednas.compress.quantize_search import Fold
+    from ednas.compress.quantize.accuracy_search import Fold
 
     names = {im["id"]: im["file_name"] for im in dataset.coco_gt()["images"]}
     rank = {i: r for r, i in enumerate(sorted(image_ids, key=lambda i: names[i]))}
@@ -139,8 +139,8 @@ def _folds(dataset: Any, image_ids: list[int], files: list[Path], k: int) -> tup
 def _ort_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: Any, evaluate: Any,
               work: Path, config: QuantizeConfig, methods: list[str], files: list[Path],
               dataset: Any) -> tuple[Path, dict[str, Any]]:
-    """ONNX Runtime QDQ (accuracy-aware via quantize_search): (INT8 path, summary facts)."""
-    from ednas.compress.quantize_search import Builder, Recipe, search
+    """ONNX Runtime QDQ (accuracy-aware via accuracy_search): (INT8 path, summary facts)."""
+    from ednas.compress.quantize.accuracy_search import Builder, Recipe, search
     from ednas.cpu import cpu_info, int8_weights
 
     info = cpu_info()
@@ -193,8 +193,8 @@ def _inc_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: A
               dataset: Any) -> tuple[Path, dict[str, Any]]:
     """Intel Neural Compressor PT2E (accuracy-aware via INC autotune): (INT8 path, summary facts).
     The shipped ONNX is re-scored with ONNX Runtime and must itself meet the bound."""
-    from ednas.compress.quantize_inc import ACT_ALGOS, quantize_inc
-    from ednas.compress.quantize_search import AccuracyBoundError
+    from ednas.compress.quantize.inc_backend import ACT_ALGOS, quantize_inc
+    from ednas.compress.quantize.accuracy_search import AccuracyBoundError
 
     from ednas.eval.bootstrap import paired_drop
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from ednas.compress.quantize_calib import (
+from ednas.compress.quantize.calibration import (
     METHODS, NUM_BINS, SIGMOID_SATURATION, TensorStats, collect_stats, compute_ranges)
 
 

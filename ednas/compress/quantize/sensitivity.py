@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ednas.compress.quantize_calib import Range
+from ednas.compress.quantize.calibration import Range
 
 log = logging.getLogger(__name__)
 

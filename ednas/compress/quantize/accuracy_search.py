@@ -9,15 +9,15 @@ same choice on all images; its drop there (on images that chose it) is reported,
 as that.
 
 Levels of fixes, cheapest in speed first:
-0. every conv INT8; the grid of range methods x bias correction (quantize_bias); the recipe
+0. every conv INT8; the grid of range methods x bias correction (bias_correction); the recipe
    whose detector output is closest to FP32's on the fold's calibration images wins. That
    error moves far less from image to image than mAP on a few dozen images (whose paired
    spread is about a point on 64), so the choice follows the recipe rather than the noise;
    mAP is kept for the claim;
 1+. that recipe with the 1, 2, 4, ... activation tensors most sensitive to 8 bits
-   (quantize_sensitivity) kept in FP32: a tensor is kept float by leaving its producer and
+   (sensitivity) kept in FP32: a tensor is kept float by leaving its producer and
    all its consumers unquantized.
-The output tail is always FP32 (see quantize_model.tail_nodes).
+The output tail is always FP32 (see prepare.tail_nodes).
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from typing import Callable, Sequence
 import numpy as np
 import onnx
 
-from ednas.compress.quantize_bias import correct_bias
-from ednas.compress.quantize_calib import Range, TensorStats, compute_ranges
-from ednas.compress.quantize_ort import quantize_qdq
-from ednas.compress.quantize_sensitivity import output_error, tensor_sensitivity
+from ednas.compress.quantize.bias_correction import correct_bias
+from ednas.compress.quantize.calibration import Range, TensorStats, compute_ranges
+from ednas.compress.quantize.ort_backend import quantize_qdq
+from ednas.compress.quantize.sensitivity import output_error, tensor_sensitivity
 from ednas.errors import EdnasError
 from ednas.eval.bootstrap import Estimate, PerImageAP, paired_drop, paired_drops
 
@@ -54,8 +54,8 @@ class AccuracyBoundError(EdnasError):
 class Recipe:
     """One way to build the INT8 model from calibration statistics."""
 
-    method: str  # activation range method (quantize_calib.METHODS)
-    bias_correction: bool  # quantize_bias after quantizing
+    method: str  # activation range method (calibration.METHODS)
+    bias_correction: bool  # bias_correction after quantizing
     fallback: int = 0  # most sensitive activation tensors kept in FP32
 
     def __str__(self) -> str:

@@ -24,7 +24,7 @@ conv take ORT's fast symmetric path, without changing what the model computes:
   sharing one 2.5x coarser scale, and the sigmoid runs once on the joined scores.
 - `pad_input_channels`: a conv that reads the 3-channel image cannot use ORT's symmetric
   INT8 conv kernels (input channels must be a multiple of 4). A zero channel on the input
-  and zero weights for it leave the sum unchanged (quantize_ort then moves the Pad behind
+  and zero weights for it leave the sum unchanged (ort_backend then moves the Pad behind
   the input's QuantizeLinear, into uint8).
 """
 

@@ -12,14 +12,14 @@ import numpy as np
 import onnx
 import pytest
 
-from ednas.compress.quantize import QuantizeConfig, quantize
-from ednas.compress.quantize_inc import BackendUnavailableError, require_inc
-from ednas.compress.quantize_model import contract_of
+from ednas.compress.quantize.job import QuantizeConfig, quantize
+from ednas.compress.quantize.inc_backend import BackendUnavailableError, require_inc
+from ednas.compress.quantize.prepare import contract_of
 from ednas.errors import InputError
 from ednas.eval.predictors import Predictor
 
-quantize_mod = importlib.import_module("ednas.compress.quantize")  # the module, not the function
-inc_mod = importlib.import_module("ednas.compress.quantize_inc")
+from ednas.compress.quantize import job as quantize_mod
+inc_mod = importlib.import_module("ednas.compress.quantize.inc_backend")
 
 SIZE = 64
 RECIPE = f"model:\n  arch: enhanced_nanodet_s\n  input_size: {SIZE}\n  neck: {{width: 32}}\n"
@@ -109,7 +109,7 @@ def test_inc_accuracy_aware(inc_installed: None, fp32_onnx: Path, recipe: Path, 
                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[str] = []
 
-    from test_quantize_search import gt_and_perfect  # tests/compress is on sys.path
+    from test_accuracy_search import gt_and_perfect  # same folder, on sys.path
 
     from ednas.eval.bootstrap import PerImageAP
 

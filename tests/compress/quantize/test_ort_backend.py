@@ -10,9 +10,9 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from ednas.compress.onnx_rewrite import pad_input_channels
-from ednas.compress.quantize_calib import collect_stats, compute_ranges
-from ednas.compress.quantize_ort import quantize_qdq
+from ednas.compress.quantize.rewrite import pad_input_channels
+from ednas.compress.quantize.calibration import collect_stats, compute_ranges
+from ednas.compress.quantize.ort_backend import quantize_qdq
 
 
 def test_input_pad_moves_into_uint8(tmp_path: Path) -> None:

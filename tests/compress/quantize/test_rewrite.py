@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from ednas.compress.onnx_rewrite import channels_last_head_output, fold_gated_batchnorm, pad_input_channels
+from ednas.compress.quantize.rewrite import channels_last_head_output, fold_gated_batchnorm, pad_input_channels
 
 
 class Gated(nn.Module):

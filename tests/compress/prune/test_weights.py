@@ -3,8 +3,8 @@ import torch
 
 from ednas.arch import ArchSpec, make_divisible
 from ednas.commands.prune import parse_target
-from ednas.compress.latency_target import find_ratio
-from ednas.compress.prune import PruningError, prune_weights, shrink_arch
+from ednas.compress.prune.latency_target import find_ratio
+from ednas.compress.prune.weights import PruningError, prune_weights, shrink_arch
 from ednas.errors import InputError
 from ednas.models import build_model
 from ednas.models.complexity import complexity
@@ -103,7 +103,7 @@ def test_parse_target_rejects_garbage():
 def test_recalibration_tracks_the_data():
     from torch import nn
 
-    from ednas.compress.prune import recalibrate_batchnorms
+    from ednas.compress.prune.weights import recalibrate_batchnorms
 
     net = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4)).eval()
     batches = [torch.randn(8, 3, 5, 5) * 2 + 1 for _ in range(3)]

@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ednas.compress.quantize_model import Contract
+from ednas.compress.quantize.prepare import Contract
 from ednas.errors import EdnasError, InputError
 from ednas.eval.coco_eval import torch_threads
 from ednas.eval.predictors import Predictor, check_batch
@@ -129,7 +129,7 @@ def quantize_inc(
     from neural_compressor.torch.export import export
     from neural_compressor.torch.quantization import StaticQuantConfig, TuningConfig, autotune, convert, prepare
 
-    from ednas.compress.quantize_search import AccuracyBoundError
+    from ednas.compress.quantize.accuracy_search import AccuracyBoundError
 
     size = contract.input_size
     example = (torch.zeros(1, 3, size, size),)

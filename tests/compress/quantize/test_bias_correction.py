@@ -9,10 +9,10 @@ import onnx
 import torch
 from torch import nn
 
-from ednas.compress import quantize_calib as calib
-from ednas.compress.quantize_bias import correct_bias, quantized_convs
-from ednas.compress.quantize_model import load_model, name_nodes, prepare
-from ednas.compress.quantize_ort import quantize_qdq
+from ednas.compress.quantize import calibration as calib
+from ednas.compress.quantize.bias_correction import correct_bias, quantized_convs
+from ednas.compress.quantize.prepare import load_model, name_nodes, prepare
+from ednas.compress.quantize.ort_backend import quantize_qdq
 
 
 def test_bias_correction_reduces_the_mean_shift(tmp_path: Path, calib_dir: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from dataclasses import replace
@@ -14,14 +13,14 @@ import pytest
 import torch
 from torch import nn
 
-from ednas.compress.quantize import QuantizeConfig, quantize
-from ednas.compress.quantize_model import contract_of, convert_opset, opset_of, tail_nodes
-from ednas.compress.quantize_search import AccuracyBoundError
+from ednas.compress.quantize.job import QuantizeConfig, quantize
+from ednas.compress.quantize.prepare import contract_of, convert_opset, opset_of, tail_nodes
+from ednas.compress.quantize.accuracy_search import AccuracyBoundError
 from ednas.errors import InputError, ModelMismatchError
 from ednas.eval.bootstrap import PerImageAP
-from test_quantize_search import gt_and_perfect  # tests/compress is on sys.path (rootdir conftest)
+from test_accuracy_search import gt_and_perfect  # same folder, on sys.path
 
-quantize_mod = importlib.import_module("ednas.compress.quantize")  # the module, not the function
+from ednas.compress.quantize import job as quantize_mod
 
 SIZE = 32
 NUM_CLASSES = 4

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ednas.compress.quantize_latency import time_models, time_pair
+from ednas.compress.quantize.timing import time_models, time_pair
 
 
 def _export(module: nn.Module, path: Path) -> Path:

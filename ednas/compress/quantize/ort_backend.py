@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from ednas.compress.quantize_calib import Range
+from ednas.compress.quantize.calibration import Range
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +54,9 @@ def quantize_qdq(
 
 def pads_into_uint8(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     """Q -> DQ -> Pad(0) -> Q' -> DQ'  becomes  Q -> Pad(zero point) -> DQ: the zero padding
-    (onnx_rewrite.pad_input_channels) then runs on uint8 instead of float between an extra
+    (rewrite.pad_input_channels) then runs on uint8 instead of float between an extra
     dequantize/quantize pair, and the padded values are exact. Returns (model, pads moved)."""
-    from ednas.compress.onnx_rewrite import consumers, drop_unused_constants, producers
+    from ednas.compress.quantize.rewrite import consumers, drop_unused_constants, producers
 
     graph = model.graph
     producer, readers = producers(graph), consumers(graph)

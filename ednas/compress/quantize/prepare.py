@@ -97,11 +97,11 @@ def convert_opset(model: onnx.ModelProto, target: int = MIN_OPSET) -> onnx.Model
 
 def prepare(model: onnx.ModelProto, work_dir: str | Path, rewrite: bool = True) -> tuple[Path, list[str]]:
     """Opset conversion, `quant_pre_process` (shape inference, ORT graph optimisations), then
-    (unless `rewrite` is off) the exact rewrites of `onnx_rewrite`; returns the path of the
+    (unless `rewrite` is off) the exact rewrites of `rewrite`; returns the path of the
     prepared model in `work_dir` and the rewrites that applied."""
     from onnxruntime.quantization import quant_pre_process
 
-    from ednas.compress.onnx_rewrite import rewrite_for_int8
+    from ednas.compress.quantize.rewrite import rewrite_for_int8
 
     work_dir = Path(work_dir)
     raw = work_dir / "opset.onnx"
@@ -118,7 +118,7 @@ def tail_nodes(model: onnx.ModelProto) -> list[str]:
     """Nodes between the head's last convs and the output (Split, Sigmoid, Concat, Reshape,
     Transpose...). They must stay FP32: the output mixes 0-1 scores and +-37 logits, and one
     8-bit scale for both destroys the scores."""
-    from ednas.compress.onnx_rewrite import producers
+    from ednas.compress.quantize.rewrite import producers
 
     producer = producers(model.graph)
     tail: dict[str, None] = {}
