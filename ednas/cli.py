@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import importlib
 import logging
+import re
 import sys
 import traceback
 import warnings
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     command = "ednas"
+    parser = None
     try:
         parser = build_parser()
         # positionals may follow options (`infer RECIPE --weights W IMG...`): hand the leftovers
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         return _fail(exc.prog, "error", str(exc), EXIT_USER_ERROR, debug)
     except EdnasError as exc:
-        return _fail(command, "error", str(exc), EXIT_USER_ERROR, debug)
+        return _fail(command, "error", as_flags(str(exc), exc.arguments, parser, command), EXIT_USER_ERROR, debug)
     except OSError as exc:
         return _fail(command, "error", describe_os_error(exc), EXIT_USER_ERROR, debug)
     except KeyboardInterrupt:
@@ -114,6 +116,27 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: say what it was, keep the traceback for --debug
         message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return _fail(command, "internal error", f"{message} (rerun with --debug for the traceback)", EXIT_BUG, debug)
+
+
+def as_flags(message: str, arguments: tuple[str, ...], parser: argparse.ArgumentParser | None,
+             command: str) -> str:
+    """The library's message with each named argument (`max_drop`) shown as the command's flag
+    (`--max-drop`); names the command has no flag for stay as they are."""
+    sub = _subparser(parser, command.removeprefix("ednas ")) if arguments else None
+    if sub is None:
+        return message
+    flags = {a.dest: max(a.option_strings, key=len) for a in sub._actions if a.option_strings}
+    for name in arguments:
+        if name in flags:
+            message = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", flags[name], message, count=1)
+    return message
+
+
+def _subparser(parser: argparse.ArgumentParser | None, name: str) -> argparse.ArgumentParser | None:
+    for action in parser._actions if parser is not None else ():
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices.get(name)
+    return None
 
 
 def _fail(command: str, kind: str, message: str, code: int, debug: bool) -> int:

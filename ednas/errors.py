@@ -5,7 +5,14 @@ import errno
 
 
 class EdnasError(Exception):
-    """Base class for errors caused by user input (paths, recipes, models, budgets)."""
+    """Base class for errors caused by user input (paths, recipes, models, budgets).
+
+    `arguments`: the names of the library arguments the message mentions (e.g. "max_drop"),
+    which the CLI shows as the flags the user typed (`--max-drop`)."""
+
+    def __init__(self, *args: object, arguments: tuple[str, ...] = ()) -> None:
+        super().__init__(*args)
+        self.arguments = tuple(arguments)
 
 
 class ConfigError(EdnasError):

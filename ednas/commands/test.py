@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ednas.commands._common import load_model
-    from ednas.data import build_dataset, split_from_paths
+    from ednas.data import build_dataset, check_images_found, split_from_paths
     from ednas.errors import DataError, InputError
     from ednas.eval.bootstrap import evaluate_with_interval
     from ednas.eval.coco_eval import METRICS
@@ -83,20 +83,6 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.json, out)
         print(f"wrote {args.json}")
     return 0
-
-
-def check_images_found(dataset, images: str, ann: str) -> None:
-    """Refuse a set none of whose annotated images is in the images folder: scoring it would
-    print mAP 0 for what is a wrong --images path, not a bad model."""
-    from ednas.errors import DataError
-
-    if len(dataset) == 0 and not dataset.skipped:
-        raise DataError(f"{ann}: annotates no images; give annotations with at least one image")
-    if len(dataset) == 0:
-        missing = len(dataset.skipped)
-        example = f" (looked for e.g. {dataset.skipped[0][0]})" if dataset.skipped else ""
-        raise DataError(f"{images}: holds none of the {missing} images annotated in {ann}{example}; "
-                        "give the images folder that goes with the annotations")
 
 
 def format_table(result: dict[str, Any], columns: int = 3) -> str:

@@ -28,6 +28,28 @@ def build_dataset(cfg: "DatasetConfig", class_names: Sequence[str]) -> "Detectio
     raise ConfigError(f"data format {cfg.format!r} is not one of {', '.join(DATASET_FORMATS)}")
 
 
+def check_images_found(dataset: "DetectionDataset", images: str, ann: str) -> None:
+    """Refuse a set none of whose annotated images is in the images folder: scoring it would
+    report mAP 0 for what is a wrong images path, not a bad model."""
+    from ednas.errors import DataError
+
+    if len(dataset) == 0 and not dataset.skipped:
+        raise DataError(f"{ann}: annotates no images; give annotations with at least one image")
+    if len(dataset) == 0:
+        missing = len(dataset.skipped)
+        example = f" (looked for e.g. {dataset.skipped[0][0]})" if dataset.skipped else ""
+        raise DataError(f"{images}: holds none of the {missing} images annotated in {ann}{example}; "
+                        "give the images folder that goes with the annotations")
+
+
+def load_eval_set(images: str, ann: str, class_names: Sequence[str]) -> "DetectionDataset":
+    """An annotated image set given as paths (COCO json or VOC folder), refused when the images
+    folder holds none of its images."""
+    dataset = build_dataset(split_from_paths(images, ann), class_names)
+    check_images_found(dataset, images, ann)
+    return dataset
+
+
 def split_from_paths(images: str, ann: str) -> "DatasetConfig":
     """A split given on the command line: `ann` a COCO json, or a folder of VOC XML files."""
     from pathlib import Path

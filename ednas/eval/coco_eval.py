@@ -63,6 +63,35 @@ def evaluate(
     return {**metrics, "images": len(image_ids)}
 
 
+def evaluate_model(
+    model: Any, dataset: DetectionDataset, recipe: Any = None, arch: Any = None, interval: bool = False,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """`evaluate` (or, with `interval`, `bootstrap.evaluate_with_interval`) of a torch detector or
+    a Predictor, with the settings its description fixes: strides and reg_max from `arch`
+    (default: the model's own, else the recipe's), class names and pre-processing (keep_ratio,
+    mean, std) from `recipe` (default: the dataset's classes and the released pre-processing).
+    Other keyword arguments (batch_size, progress) are passed on."""
+    from ednas.eval.predictors import as_predictor
+
+    arch = arch or getattr(model, "arch", None) or (recipe.model if recipe is not None else None)
+    if arch is None:
+        raise ValueError("evaluate_model: give arch (or a recipe) for a predictor without an architecture")
+    settings: dict[str, Any] = {"strides": arch.strides, "reg_max": arch.head.reg_max}
+    class_names = None
+    if recipe is not None:
+        data = recipe.data
+        settings.update(keep_ratio=data.keep_ratio, mean=data.mean, std=data.std)
+        class_names = recipe.class_names
+    settings.update(kwargs)
+    predictor = as_predictor(model)
+    if interval:
+        from ednas.eval.bootstrap import evaluate_with_interval
+
+        return evaluate_with_interval(predictor, dataset, class_names, **settings)
+    return evaluate(predictor, dataset, class_names, **settings)
+
+
 def decode_output(
     output: np.ndarray, input_size: int, strides: Sequence[int], num_classes: int, reg_max: int,
     scales: Sequence[Scale],

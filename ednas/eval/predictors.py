@@ -102,6 +102,11 @@ class TorchPredictor(Predictor):
         return out.cpu().numpy()
 
 
+def as_predictor(model: Any) -> Predictor:
+    """A Predictor as is; a torch detector wrapped in a TorchPredictor."""
+    return model if isinstance(model, Predictor) else TorchPredictor(model)
+
+
 def check_batch(batch: np.ndarray, size: int, what: str) -> None:
     if batch.ndim != 4 or batch.shape[1:] != (3, size, size):
         raise InputError(f"{what}: expected a batch of shape (N, 3, {size}, {size}), got {tuple(batch.shape)}")

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from ednas.arch import ArchSpec, make_divisible
-from ednas.commands.prune import parse_target
+from ednas.compress.prune.job import parse_target
 from ednas.compress.prune.latency_target import find_ratio
 from ednas.compress.prune.weights import PruningError, prune_weights, shrink_arch
 from ednas.errors import InputError
@@ -92,7 +92,8 @@ def test_find_ratio_meets_target_and_reports_unreachable():
 @pytest.mark.parametrize("text,expected", [("8ms", ("ms", 8.0)), ("7.5", ("ms", 7.5)), ("75%", ("relative", 0.75)),
                                            ("0.6x", ("relative", 0.6))])
 def test_parse_target(text, expected):
-    assert parse_target(text) == expected
+    target = parse_target(text)
+    assert (target.kind, target.value, target.text) == (*expected, text)
 
 
 def test_parse_target_rejects_garbage():
