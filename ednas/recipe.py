@@ -7,7 +7,8 @@
     train: {...}                # TrainConfig
 
 Unknown keys anywhere are rejected with the list of valid keys. `num_classes` is derived
-from `data.class_names`, never written in a recipe.
+from `data.class_names`, never written in a recipe. `load_recipe` is the one resolver of a
+model argument: recipe YAML, bundled recipe or architecture name, or ARCH.yml.
 """
 
 from __future__ import annotations
@@ -136,7 +137,8 @@ _SECTIONS = ("model", "data", "train")
 
 
 def resolve_arch(model: dict, where: str, base_dir: Path | None = None) -> ArchSpec:
-    """`{arch: NAME | PATH.yml, **overrides}` -> ArchSpec (overrides deep-merged, then checked)."""
+    """`{arch: NAME | PATH.yml, **overrides}` -> ArchSpec (overrides deep-merged, then checked).
+    PATH.yml is an ARCH.yml (or a recipe, whose model is taken)."""
     from ednas.arch.zoo import get_arch
 
     model = dict(model)
@@ -147,7 +149,7 @@ def resolve_arch(model: dict, where: str, base_dir: Path | None = None) -> ArchS
         path = Path(name)
         if not path.is_absolute() and base_dir is not None and not path.exists():
             path = base_dir / path
-        base = ArchSpec.load(path)
+        base = load_arch(path)
     else:
         base = get_arch(str(name))
     return from_dict(ArchSpec, merge(base.to_dict(), model), where)
@@ -171,21 +173,45 @@ def parse_recipe(data: dict, name: str, where: str, base_dir: Path | None = None
     return Recipe(name=name, model=arch, data=data_cfg, train=train)
 
 
-def load_recipe(path_or_name: str | Path) -> Recipe:
-    """Load a recipe file; a bare name (no path) is looked up in the bundled recipes/ folder
-    and, failing that, taken as a registered architecture with default settings."""
-    path = Path(path_or_name)
+def load_recipe(spec: str | Path) -> Recipe:
+    """The one resolver of "which model": a recipe YAML; a bundled recipe name (recipes/NAME.yml);
+    a registered architecture name (default settings); or an ARCH.yml written by search, prune
+    or extract (default settings with that model, its classes the named list of that length,
+    else class_0..class_N-1)."""
+    path = Path(spec)
     if not path.exists() and len(path.parts) == 1 and path.suffix not in (".yml", ".yaml"):
-        bundled = RECIPES_DIR / f"{path_or_name}.yml"
-        if bundled.exists():
-            path = bundled
-        else:
+        bundled = RECIPES_DIR / f"{spec}.yml"
+        if not bundled.exists():
             from ednas.arch.zoo import get_arch
 
-            get_arch(str(path_or_name))  # raises with the list of known names
-            return parse_recipe({"model": {"arch": str(path_or_name)}}, str(path_or_name), str(path_or_name))
+            get_arch(str(spec))  # raises with the list of known names
+            return parse_recipe({"model": {"arch": str(spec)}}, str(spec), str(spec))
+        path = bundled
     data = load_yaml(path)
+    if is_arch_file(data):
+        arch = ArchSpec.from_dict(data, where=str(path))
+        return Recipe(name=path.name.split(".")[0], model=arch,
+                      data=DataConfig(class_names=default_class_names(arch.num_classes)))
     return parse_recipe(data, path.stem, str(path), path.parent)
+
+
+def load_arch(spec: str | Path) -> ArchSpec:
+    """The architecture of anything `load_recipe` takes."""
+    return load_recipe(spec).model
+
+
+def is_arch_file(data: Any) -> bool:
+    """A parsed YAML that is an architecture description (ARCH.yml), not a recipe."""
+    return isinstance(data, dict) and "backbone" in data and not set(data) & set(_SECTIONS)
+
+
+def default_class_names(num_classes: int) -> tuple[str, ...]:
+    """Class names for a model known only by its class count: a named list of that length
+    (coco for 80), else class_0..class_N-1."""
+    for names in NAMED_CLASS_LISTS.values():
+        if len(names) == num_classes:
+            return names
+    return tuple(f"class_{i}" for i in range(num_classes))
 
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"

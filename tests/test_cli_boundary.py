@@ -11,6 +11,7 @@ import pytest
 
 import ednas.commands.flops as flops
 from ednas.cli import main
+from ednas.errors import InputError
 
 
 def _run_as_flops(monkeypatch, body) -> None:
@@ -78,3 +79,16 @@ def test_usage_errors_are_one_line(capsys):
     assert main(["export", "r", "--weights"]) == 2
     err = capsys.readouterr().err
     assert err == "ednas export: error: argument --weights: expected one argument (see ednas export --help)\n"
+
+
+def test_library_argument_names_show_as_flags(monkeypatch, capsys):
+    """A library error names its argument (`input_size`); the CLI shows the flag the user typed."""
+    def fail():
+        raise InputError("input_size 33: give a multiple of 32 (the input_size of the recipe is 320)",
+                         arguments=("input_size",))
+
+    _run_as_flops(monkeypatch, fail)
+    assert main(["flops", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("ednas flops: error: --input-size 33: give a multiple of 32 "
+                   "(the input_size of the recipe is 320)\n"), err

@@ -75,7 +75,7 @@ def test_killed_writer_leaves_old_or_new_set(tmp_path, point, after_recover):
 
 def test_load_model_finishes_a_pending_commit(tmp_path):
     """Readers see the new set: load_model rolls a killed prune's commit forward first."""
-    from ednas.commands._common import load_model
+    from ednas.recipe import load_model
     from ednas.models import build_model, save_checkpoint
     from ednas.arch.zoo import get_arch
 

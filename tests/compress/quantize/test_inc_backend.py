@@ -37,7 +37,7 @@ def fp32_onnx(recipe: Path, tmp_path_factory) -> Path:
     """The recipe's model with random weights, exported like a release (BN folded)."""
     import torch
 
-    from ednas.commands._common import load_model
+    from ednas.recipe import load_model
     from ednas.models.export import export_onnx
 
     torch.manual_seed(0)
