@@ -1,20 +1,25 @@
 """ONNX files for timing: units and whole models, FP32 or INT8, made the way deployment makes
-them (BN folded, opset 13, onnxslim; INT8 = ORT static QDQ, per-channel, U8S8)."""
+them (BN folded, opset 13, onnxslim; INT8 = the model `ednas quantize` ships, through the same
+function: ednas.compress.quantize.plain)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 
 from ednas.arch import ArchSpec
 from ednas.latency.units import Unit
+
+if TYPE_CHECKING:
+    from ednas.cpu import WeightChoice
 
 log = logging.getLogger(__name__)
 
@@ -55,40 +60,48 @@ def export_arch(arch: ArchSpec, path: Path, precision: Precision = "fp32", seed:
     return path
 
 
-def quantize_int8(src: Path, dst: Path, samples: int = 4, seed: int = 0) -> None:
-    """Static QDQ INT8 (per-channel, U8 activations, S8 weights: the combination ORT fuses to
-    QLinearConv on AVX2 CPUs) calibrated on random data, which is enough for timing."""
-    import onnxruntime as ort
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
+CALIB_SAMPLES = 2  # random calibration feeds of an INT8 unit: ranges do not change its speed
 
-    sess = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+
+def int8_weights() -> "WeightChoice":
+    """The weight format `ednas quantize` picks on this machine (its default --target-cpu auto)."""
+    from ednas.cpu import int8_weights as choose
+
+    return choose("auto")
+
+
+def quantize_int8(src: Path, dst: Path, samples: int = CALIB_SAMPLES, seed: int = 0) -> None:
+    """What `ednas quantize` ships without annotated images (ednas.compress.quantize.plain: exact
+    rewrites, FP32 output tail, this CPU's weight bits, bias correction), calibrated on random
+    feeds, which is enough for timing."""
+    import onnx
+
+    from ednas.compress.quantize.plain import build_plain_int8
+    from ednas.compress.quantize.prepare import name_nodes
+    from ednas.io import atomic_path, scratch_dir
+
+    model = name_nodes(onnx.load(str(src)))
     rng = np.random.default_rng(seed)
-    inputs = [(i.name, [d if isinstance(d, int) else 1 for d in i.shape]) for i in sess.get_inputs()]
-    batches = [{n: rng.standard_normal(s).astype(np.float32) for n, s in inputs} for _ in range(samples)]
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.it = iter(batches)
-
-        def get_next(self) -> dict | None:
-            return next(self.it, None)
-
+    weights = {i.name for i in model.graph.initializer}
+    shapes = {i.name: [d.dim_value or 1 for d in i.type.tensor_type.shape.dim]
+              for i in model.graph.input if i.name not in weights}
+    inputs = [{n: rng.standard_normal(s, dtype=np.float32) for n, s in shapes.items()} for _ in range(samples)]
     root = logging.getLogger()
-    quiet = _DropPreprocessHint()
-    root.addFilter(quiet)  # the quantizer logs a pre-processing hint on the root logger per call
+    quiet = _DropQuantizerNoise()
+    root.addFilter(quiet)  # the ORT quantizer logs hints and scale adjustments on the root logger
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), scratch_dir("int8") as work:
             warnings.simplefilter("ignore")
-            quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+            built = build_plain_int8(model, inputs, work, int8_weights().reduce_range)
+            with atomic_path(dst) as tmp:
+                shutil.copyfile(built.path, tmp)
     finally:
         root.removeFilter(quiet)
 
 
-class _DropPreprocessHint(logging.Filter):
+class _DropQuantizerNoise(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return "pre-processing" not in record.getMessage()
+        return record.name != "root" or record.levelno >= logging.WARNING and "pre-processing" not in record.getMessage()
 
 
 class _scratch:

@@ -30,9 +30,8 @@ from typing import Callable, Sequence
 import numpy as np
 import onnx
 
-from ednas.compress.quantize.bias_correction import correct_bias
 from ednas.compress.quantize.calibration import Range, TensorStats, compute_ranges
-from ednas.compress.quantize.ort_backend import quantize_qdq
+from ednas.compress.quantize.plain import build_qdq
 from ednas.compress.quantize.sensitivity import output_error, tensor_sensitivity
 from ednas.errors import EdnasError
 from ednas.eval.bootstrap import Estimate, PerImageAP, paired_drop, paired_drops
@@ -139,11 +138,9 @@ class Builder:
             tensors = self.sensitive(calib, recipe.method)[: recipe.fallback] if recipe.fallback else []
             exclude = list(dict.fromkeys([*self.tail, *fallback_nodes(self.model, tensors)]))
             name = f"cand{len(self._built)}"
-            path = quantize_qdq(self.prepared, self.work_dir / f"{name}.onnx", self.ranges(calib, recipe.method),
-                                exclude, self.reduce_range)
-            if recipe.bias_correction:
-                path, _ = correct_bias(path, self.prepared, self.inputs[list(calib)],
-                                       self.work_dir / f"{name}_bc.onnx", threads=self.threads)
+            path = build_qdq(self.prepared, self.ranges(calib, recipe.method), exclude, self.reduce_range,
+                             self.inputs[list(calib)] if recipe.bias_correction else None,
+                             self.work_dir / f"{name}.onnx", self.threads)
             scores = self.evaluate(path) if self.evaluate is not None else None
             error = output_error(self._outputs(self.prepared, calib), self._outputs(path, calib), self.num_scores)
             self._built[key] = Built(path, recipe, exclude, tensors, scores, error)

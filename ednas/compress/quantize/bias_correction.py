@@ -37,11 +37,12 @@ def _session(model: onnx.ModelProto, outputs: list[str], threads: int | None):
 def _channel_means(model: onnx.ModelProto, tensors: list[str], inputs: np.ndarray,
                    threads: int | None) -> list[np.ndarray]:
     """Mean over images and pixels of each channel (axis 1) of each of `tensors`."""
+    from ednas.compress.quantize.calibration import feed
+
     sess = _session(model, tensors, threads)
-    in_name = sess.get_inputs()[0].name
     sums: list[np.ndarray | float] = [0.0] * len(tensors)
     for x in inputs:
-        values = sess.run(tensors, {in_name: x[None]})
+        values = sess.run(tensors, feed(sess, x))
         sums = [s + v.mean(axis=tuple(a for a in range(v.ndim) if a != 1)) for s, v in zip(sums, values)]
     return [s / len(inputs) for s in sums]
 

@@ -31,6 +31,16 @@ NUM_BINS = 2048
 SIGMOID_SATURATION = 8.0  # sigmoid(8) = 1 - 3.4e-4: wider input ranges only waste levels
 LAYOUT_OPS = frozenset({"Transpose", "Reshape", "Concat", "Split", "Slice", "Flatten", "Squeeze", "Unsqueeze"})
 Range = tuple[float, float]  # (lowest, highest) real value an 8-bit activation must cover
+# calibration samples: (N, C, H, W) images of a one-input model, or one {input name: (1, ...)} feed
+# per sample for a model with several inputs (a latency unit)
+Inputs = np.ndarray | Sequence[dict[str, np.ndarray]]
+
+
+def feed(session: object, sample: np.ndarray | dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The ORT feed of one calibration sample (an image gets its batch axis)."""
+    if isinstance(sample, dict):
+        return sample
+    return {session.get_inputs()[0].name: sample[None]}  # type: ignore[attr-defined]
 
 
 def list_images(folder: str | Path, limit: int | None = None) -> list[Path]:
@@ -112,12 +122,12 @@ def sigmoid_inputs(model: onnx.ModelProto) -> set[str]:
     return {t for n in model.graph.node for t in n.output if feeds_sigmoid(t)}
 
 
-def collect_stats(model_path: str | Path, inputs: np.ndarray, threads: int | None = None) -> dict[str, TensorStats]:
-    """Min/max and histogram of every activation tensor over `inputs` (N, 3, S, S)."""
+def collect_stats(model_path: str | Path, inputs: Inputs, threads: int | None = None) -> dict[str, TensorStats]:
+    """Min/max and histogram of every activation tensor over `inputs`."""
     return collect_group_stats(model_path, inputs, [range(len(inputs))], threads)[0]
 
 
-def collect_group_stats(model_path: str | Path, inputs: np.ndarray, groups: Sequence[Sequence[int]],
+def collect_group_stats(model_path: str | Path, inputs: Inputs, groups: Sequence[Sequence[int]],
                         threads: int | None = None) -> list[dict[str, TensorStats]]:
     """`collect_stats` of each group of input indices (cross-validation folds), from one pair of
     passes over `inputs`: min/max per image, then histograms over the span of all images."""
@@ -133,11 +143,10 @@ def collect_group_stats(model_path: str | Path, inputs: np.ndarray, groups: Sequ
         opts.intra_op_num_threads = threads
     sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     outs = [o.name for o in sess.get_outputs()]
-    in_name = sess.get_inputs()[0].name
 
     def run() -> Iterator[dict[str, np.ndarray]]:
         for x in inputs:
-            values = sess.run(outs, {in_name: x[None]})
+            values = sess.run(outs, feed(sess, x))
             yield {n: v for n, v in zip(outs, values) if n in names and v.dtype == np.float32}
 
     lows: dict[str, list[float]] = {}
@@ -146,7 +155,7 @@ def collect_group_stats(model_path: str | Path, inputs: np.ndarray, groups: Sequ
         for n, v in values.items():
             lows.setdefault(n, []).append(float(v.min()))
             highs.setdefault(n, []).append(float(v.max()))
-    spans = {n: (min(lows[n]), max(max(highs[n]), min(lows[n]) + 1e-6)) for n in lows}
+    spans = {n: _span(min(lows[n]), max(highs[n])) for n in lows}
     members = [set(g) for g in groups]
     hists = [{n: np.zeros(NUM_BINS, np.int64) for n in lows} for _ in groups]
     for i, values in enumerate(run()):
@@ -162,6 +171,11 @@ def collect_group_stats(model_path: str | Path, inputs: np.ndarray, groups: Sequ
         out.append({n: TensorStats(min(lows[n][i] for i in idx), max(highs[n][i] for i in idx), hist[n],
                                    n in gated, spans[n]) for n in lows})
     return out
+
+
+def _span(lo: float, hi: float) -> Range:
+    """A histogram span NUM_BINS float32 bins can cut (a constant tensor far from 0 has none)."""
+    return lo, max(hi, lo + max(1e-6, 1e-3 * abs(lo)))
 
 
 def _with_zero(lo: float, hi: float) -> Range:

@@ -28,6 +28,7 @@ import numpy as np
 
 from ednas.compress.quantize import calibration as calib
 from ednas.compress.quantize import prepare as qmodel
+from ednas.compress.quantize.plain import DEFAULT_METHOD as PLAIN_METHOD
 from ednas.compress.quantize.timing import time_pair
 from ednas.errors import InputError
 
@@ -56,7 +57,7 @@ class QuantizeConfig:
 # ort without --images: mse + bias correction, the recipe whose output came closest to FP32's in
 # every group of calibration images and for both weight formats (benchmarks/quantize_released.py);
 # percentile/mse exist only in ort
-DEFAULT_METHOD = {"ort": "mse", "inc": "minmax"}
+DEFAULT_METHOD = {"ort": PLAIN_METHOD, "inc": "minmax"}
 GRID_METHODS = ("percentile", "mse")  # ort's accuracy-aware grid when no --calib-method is given
 QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger", "MatMulInteger",
                            "QLinearMatMul", "DynamicQuantizeLinear"})
@@ -141,29 +142,30 @@ def _ort_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: A
               dataset: Any) -> tuple[Path, dict[str, Any]]:
     """ONNX Runtime QDQ (accuracy-aware via accuracy_search): (INT8 path, summary facts)."""
     from ednas.compress.quantize.accuracy_search import Builder, Recipe, search
+    from ednas.compress.quantize.plain import build_plain_int8
     from ednas.cpu import cpu_info, int8_weights
 
     info = cpu_info()
     weights = int8_weights(config.target_cpu, info)
-    prepared, rewrites = qmodel.prepare(model, work)
-    tail = qmodel.tail_nodes(qmodel.load_model(prepared))
     num_scores = int(contract.output_shape[-1]) - REG_CHANNELS
     bits = "7-bit, reduce_range" if weights.reduce_range else "8-bit"
-    facts: dict[str, Any] = {
-        "cpu": {"model": info.model, "flags": sorted(info.flags), "target": weights.target,
-                "reduce_range": weights.reduce_range, "why": weights.reason},
-        "calibration": {"method": config.calib_method, "per_channel_weights": f"QInt8 ({bits})",
-                        "activations": "QUInt8", "format": "QDQ",
-                        "opset": max(qmodel.opset_of(model), qmodel.MIN_OPSET), "exact_rewrites": rewrites}}
-    everything = tuple(range(len(inputs)))
+
+    def facts_of(rewrites: list[str]) -> dict[str, Any]:
+        return {"cpu": {"model": info.model, "flags": sorted(info.flags), "target": weights.target,
+                        "reduce_range": weights.reduce_range, "why": weights.reason},
+                "calibration": {"method": config.calib_method, "per_channel_weights": f"QInt8 ({bits})",
+                                "activations": "QUInt8", "format": "QDQ",
+                                "opset": max(qmodel.opset_of(model), qmodel.MIN_OPSET), "exact_rewrites": rewrites}}
+
     if evaluate is None:
-        stats = {everything: calib.collect_stats(prepared, inputs, config.threads)}
-        builder = Builder(prepared, stats, inputs, tail, None, work, num_scores, weights.reduce_range,
-                          config.sens_images, config.threads)
         bias = True if config.bias_correction is None else config.bias_correction
-        built = builder.build(everything, Recipe(config.calib_method, bias))
-        facts.update(fp32_nodes=built.exclude, fp32_tensors=[], recipe=str(built.recipe))
-        return built.path, facts
+        plain = build_plain_int8(model, inputs, work, weights.reduce_range, config.calib_method, bias, config.threads)
+        facts = facts_of(plain.rewrites)
+        facts.update(fp32_nodes=plain.fp32_nodes, fp32_tensors=[], recipe=str(Recipe(config.calib_method, bias)))
+        return plain.path, facts
+    prepared, rewrites = qmodel.prepare(model, work)
+    tail = qmodel.tail_nodes(qmodel.load_model(prepared))
+    facts = facts_of(rewrites)
     fp32 = evaluate(prepared)
     folds, shipped = _folds(dataset, fp32.image_ids, files, config.folds)
     groups = list(dict.fromkeys([f.calib for f in folds] + [shipped.calib]))
