@@ -75,8 +75,11 @@ def run(args: argparse.Namespace) -> int:
     meta = profiler.profile(space, table, args.device, args.precision, args.threads, args.spin,
                             args.calib_models)
     c = meta.calibration
-    print(f"{table}: {meta.units_expected} units + {meta.calib_expected} models, {meta.precision}, "
-          f"{meta.threads} threads; probe {meta.probe_ms:.2f} ms")
+    from ednas.latency.target import LatencyTarget
+
+    weights = f" ({meta.int8_weights} weights, as `ednas quantize` ships)" if meta.int8_weights else ""
+    print(f"{table}: {meta.units_expected} units + {meta.calib_expected} models, {meta.precision}{weights}; "
+          f"{LatencyTarget.of_table(meta).describe()}; probe {meta.probe_ms:.2f} ms")
     if c is not None:
         print(f"calibration: {c.overhead_ms:+.2f} ms + {c.scale:.3f} x units {c.ms_per_melem:+.3f} ms/Melem "
               f"(fit on {c.models} models: {c.mape:.1f} % MAPE)")

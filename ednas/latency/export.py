@@ -4,13 +4,14 @@ function: ednas.compress.quantize.plain)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Iterator, Literal
 
 import numpy as np
 import torch
@@ -86,17 +87,26 @@ def quantize_int8(src: Path, dst: Path, samples: int = CALIB_SAMPLES, seed: int 
     shapes = {i.name: [d.dim_value or 1 for d in i.type.tensor_type.shape.dim]
               for i in model.graph.input if i.name not in weights}
     inputs = [{n: rng.standard_normal(s, dtype=np.float32) for n, s in shapes.items()} for _ in range(samples)]
-    root = logging.getLogger()
-    quiet = _DropQuantizerNoise()
-    root.addFilter(quiet)  # the ORT quantizer logs hints and scale adjustments on the root logger
+    with _quiet_quantizer(), warnings.catch_warnings(), scratch_dir("int8") as work:
+        warnings.simplefilter("ignore")
+        built = build_plain_int8(model, inputs, work, int8_weights().reduce_range)
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(built.path, tmp)
+
+
+@contextlib.contextmanager
+def _quiet_quantizer() -> Iterator[None]:
+    """A table build quantizes a thousand units: keep the quantizer's per-model INFO lines
+    (ORT's on the root logger, ours) out of the progress bar."""
+    root, ours = logging.getLogger(), logging.getLogger("ednas.compress.quantize")
+    quiet, level = _DropQuantizerNoise(), ours.level
+    root.addFilter(quiet)
+    ours.setLevel(logging.WARNING)
     try:
-        with warnings.catch_warnings(), scratch_dir("int8") as work:
-            warnings.simplefilter("ignore")
-            built = build_plain_int8(model, inputs, work, int8_weights().reduce_range)
-            with atomic_path(dst) as tmp:
-                shutil.copyfile(built.path, tmp)
+        yield
     finally:
         root.removeFilter(quiet)
+        ours.setLevel(level)
 
 
 class _DropQuantizerNoise(logging.Filter):

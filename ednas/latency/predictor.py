@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ednas.arch import ArchSpec
 from ednas.latency.table import Calibration, LatencyTable, LatencyTableError
+from ednas.latency.target import LatencyTarget, check_table
 from ednas.latency.units import Segment, segment_units, segments
 
 
@@ -25,9 +26,12 @@ class Part:
 
 class LatencyPredictor:
     """`predict(arch)` in ms on the table's time scale times `scale` (e.g. probe_now /
-    table probe, to follow a machine that got slower or faster)."""
+    table probe, to follow a machine that got slower or faster). With `target`, a table
+    measured for another one is refused (check_table)."""
 
-    def __init__(self, table: LatencyTable, scale: float = 1.0) -> None:
+    def __init__(self, table: LatencyTable, scale: float = 1.0, target: LatencyTarget | None = None) -> None:
+        if target is not None:
+            check_table(table, target)
         if table.meta.calibration is None:
             raise LatencyTableError(f"{table.path} has no calibration; finish it with `ednas profile --out {table.path}`")
         self.table = table
@@ -51,7 +55,9 @@ class LatencyPredictor:
         except KeyError:
             raise LatencyTableError(
                 f"{self.table.path} has no unit {key!r}: the architecture is outside the table's search "
-                f"space {self.table.meta.space_name!r}; profile a space that contains it") from None
+                f"space {self.table.meta.space_name!r} (e.g. pruned widths); time the units it lacks with "
+                "ednas.latency.extra.measure_missing (`ednas latency --measure-missing`) or profile a space "
+                "that contains it") from None
 
     def units(self, arch: ArchSpec) -> tuple[float, float]:
         """(sum of unit ms, boundary Melements) of `arch`, uncalibrated."""

@@ -25,9 +25,9 @@ from ednas.errors import InputError
 from ednas.io import scratch_dir
 from ednas.latency import runner
 from ednas.latency.export import PRECISIONS, Precision, export_arch, export_unit
-from ednas.latency.table import (CALIB_KIND, Calibration, LatencyTable, LatencyTableError, TableMeta,
-                                 meta_path, read_meta, write_meta)
-from ednas.latency.units import space_units
+from ednas.latency.table import (BUILDER_VERSION, CALIB_KIND, Calibration, LatencyTable, LatencyTableError,
+                                 TableMeta, meta_path, read_meta, write_meta)
+from ednas.latency.units import Unit, space_units
 from ednas.arch.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -86,21 +86,42 @@ def new_meta(space: SearchSpace, device: str, precision: str, threads: int, spin
     return TableMeta(
         device=device, precision=precision, threads=threads, spin=spin, space_name=space.name,
         space_fingerprint=space.fingerprint(), units_expected=n_units, calib_expected=len(calib),
-        probe=PROBE, ednas_version=__version__, calib_archs={k: to_dict(a) for k, a in calib.items()},
+        probe=PROBE, ednas_version=__version__, builder=BUILDER_VERSION, int8_weights=_int8_weights(precision),
+        calib_archs={k: to_dict(a) for k, a in calib.items()},
     )
 
 
-def _check_resume(path: Path, meta: TableMeta) -> None:
-    """An existing table may only be resumed with the same space and settings."""
+def _int8_weights(precision: str) -> str:
+    if precision != "int8":
+        return ""
+    from ednas.latency.export import int8_weights
+
+    choice = int8_weights()
+    return f"{'7' if choice.reduce_range else '8'}-bit ({choice.target})"
+
+
+def _check_resume(path: Path, meta: TableMeta, machine: dict[str, Any]) -> None:
+    """An existing table may only be resumed with the same space, settings, builder and CPU."""
     mpath = meta_path(path)
     if not mpath.exists():
         return
     old = read_meta(mpath)
-    for name in ("space_fingerprint", "device", "precision", "threads", "spin"):
-        if getattr(old, name) != getattr(meta, name):
+    olds = {**{n: getattr(old, n) for n in _RESUME_FIELDS}, "cpu": old.machine.get("cpu"),
+            "cpu_flags": old.machine.get("cpu_flags", machine["cpu_flags"])}
+    news = {**{n: getattr(meta, n) for n in _RESUME_FIELDS}, "cpu": machine["cpu"], "cpu_flags": machine["cpu_flags"]}
+    for name, value in olds.items():
+        if value != news[name]:
             raise LatencyTableError(
-                f"{path} was built with {name}={getattr(old, name)!r}, not {getattr(meta, name)!r}; "
+                f"{path} was built with {name}={value!r}, not {news[name]!r}; "
                 "give another --out or delete it to start over")
+
+
+_RESUME_FIELDS = ("space_fingerprint", "device", "precision", "threads", "spin", "builder")
+
+
+def unit_items(units: dict[str, Unit], precision: Precision) -> list[tuple[str, str, Callable[[Path], Path]]]:
+    """(key, kind, write ONNX to a path) of units to measure."""
+    return [(k, u.kind, lambda p, u=u: export_unit(u, p, precision)) for k, u in units.items()]
 
 
 # -- local profiling ---------------------------------------------------------------------------
@@ -117,22 +138,29 @@ def profile(space: SearchSpace, out: Path, device: str = "cpu", precision: Preci
     meta = new_meta(space, device, precision, threads, spin, len(units), calib)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _check_resume(out, meta)
+    machine = runner.machine_info(threads)
+    _check_resume(out, meta, machine)
     done = {r["key"] for r in runner.read_rows(out)}
-    todo: list[tuple[str, str, Callable[[Path], Path]]] = [
-        (k, u.kind, lambda p, u=u: export_unit(u, p, precision)) for k, u in units.items() if k not in done]
+    todo = unit_items({k: u for k, u in units.items() if k not in done}, precision)
     todo += [(k, CALIB_KIND, lambda p, a=a: export_arch(a, p, precision)) for k, a in calib.items() if k not in done]
     if stop_after is not None:
         todo = todo[:stop_after]
     log.info("%s: %d of %d units and %d of %d models to measure", out, sum(t[1] != CALIB_KIND for t in todo),
              len(units), sum(t[1] == CALIB_KIND for t in todo), len(calib))
-    machine = runner.machine_info(threads)
     write_meta(meta_path(out), dataclasses.replace(meta, machine=machine))
-    with scratch_dir("profile") as work_dir:  # removed on success, error, and after a kill
-        if todo:
-            probe = runner.Timed(export_probe(work_dir / "probe.onnx"), threads, spin)
-            _measure(todo, work_dir, probe, threads, spin, out, progress, timing or {})
+    measure(todo, out, threads, spin, progress, timing)
     return finalize(out, dataclasses.replace(meta, machine=machine), set(units))
+
+
+def measure(todo: list[tuple[str, str, Callable[[Path], Path]]], out: Path, threads: int, spin: bool,
+            progress: bool = True, timing: dict[str, Any] | None = None) -> None:
+    """Export and time each item interleaved with the probe, appending a row to `out` per item
+    (flushed at once, so a killed run keeps what it measured)."""
+    if not todo:
+        return
+    with scratch_dir("profile") as work:  # removed on success, error, and after a kill
+        probe = runner.Timed(export_probe(work / "probe.onnx"), threads, spin)
+        _measure(todo, work, probe, threads, spin, out, progress, timing or {})
 
 
 def _measure(todo: list[tuple[str, str, Callable[[Path], Path]]], work: Path, probe: runner.Timed,
@@ -230,8 +258,7 @@ def write_bundle(space: SearchSpace, bundle: Path, precision: Precision = "fp32"
     bundle.mkdir(parents=True, exist_ok=True)
     (bundle / "units").mkdir(exist_ok=True)
     items: list[dict[str, str]] = []
-    work: list[tuple[str, str, Callable[[Path], Path]]] = [
-        (k, u.kind, lambda p, u=u: export_unit(u, p, precision)) for k, u in units.items()]
+    work = unit_items(units, precision)
     work += [(k, CALIB_KIND, lambda p, a=a: export_arch(a, p, precision)) for k, a in calib.items()]
     for i, (key, kind, make) in enumerate(tqdm(work, desc="exporting", unit="file", disable=not progress)):
         rel = f"units/{i:05d}.onnx"

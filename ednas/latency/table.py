@@ -4,6 +4,8 @@ sidecar with what the numbers depend on.
     latency_tables/NAME.csv       key, kind, median_ms, p10_ms, p90_ms, probe_ms, ratio, pairs
     latency_tables/NAME.meta.yml  TableMeta: device, precision, threads, machine, space
                                   fingerprint, probe latency, calibration coefficients
+    latency_tables/NAME.extra.csv units measured later for this table (pruned widths,
+                                  ednas.latency.extra); local data, not part of the build
 
 A unit's latency is `ratio * meta.probe_ms`: its per-pair ratio to the probe model timed
 interleaved with it, on the run's probe scale, so load that came and went during the build
@@ -15,16 +17,20 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ednas.config import dump_yaml, from_dict, load_yaml, to_dict
 from ednas.errors import EdnasError
 from ednas.latency import runner
 
+if TYPE_CHECKING:
+    from ednas.latency.target import LatencyTarget
+
 log = logging.getLogger(__name__)
 
 TABLES_DIR = Path(__file__).resolve().parent.parent.parent / "latency_tables"
 CALIB_KIND = runner.MODEL_KIND  # `kind` of the whole-model rows used for calibration
+BUILDER_VERSION = 2  # 2: INT8 units made by `ednas quantize`'s path (rewrites, CPU weight bits, FP32 tail)
 
 
 class LatencyTableError(EdnasError):
@@ -58,6 +64,8 @@ class TableMeta:
     probe_ms: float = 0.0  # its median latency over the build (the table's time scale)
     machine: dict[str, Any] = field(default_factory=dict)  # runner.machine_info()
     ednas_version: str = ""
+    builder: int = 1  # table builder version (BUILDER_VERSION when built; 1 for tables that predate it)
+    int8_weights: str = ""  # int8: the weight format of its units (ednas.cpu.int8_weights), e.g. "8-bit (vnni)"
     calibration: Calibration | None = None  # None until the calibration models are measured
     calib_archs: dict[str, Any] = field(default_factory=dict)  # calibration key -> ArchSpec dict
 
@@ -72,9 +80,10 @@ def default_table(space_name: str = "enhanced_nanodet", precision: str = "fp32",
 
 
 def profile_hint(path: Path, meta: TableMeta | None = None) -> str:
-    m = meta or TableMeta()
-    return (f"ednas profile --device {m.device} --precision {m.precision} --threads {m.threads} "
-            f"--out {path}")
+    from ednas.latency.target import LatencyTarget
+
+    target = LatencyTarget.of_table(meta) if meta else LatencyTarget()
+    return target.profile_command(path, meta.space_name if meta and meta.space_name else "enhanced_nanodet")
 
 
 class LatencyTable:
@@ -90,26 +99,39 @@ class LatencyTable:
     def units_measured(self) -> int:
         return sum(r["kind"] != CALIB_KIND for r in self.rows.values())
 
+    def add_units(self, rows: list[dict[str, Any]]) -> None:
+        """Units measured after the build on the table's probe scale (see ednas.latency.extra)."""
+        for r in rows:
+            if r["key"] not in self.rows:
+                self.rows[r["key"]] = r
+                self.ms[r["key"]] = r["ratio"] * self.meta.probe_ms
+
     @classmethod
-    def load(cls, path: str | Path, fingerprint: str | None = None, complete: bool = True) -> "LatencyTable":
-        """Read a table; with `fingerprint`, refuse one built for another search space; with
+    def load(cls, path: str | Path, fingerprint: str | None = None, complete: bool = True,
+             target: "LatencyTarget | None" = None) -> "LatencyTable":
+        """Read a table and the units measured for it later (its `.extra.csv` sidecar). With
+        `fingerprint`, refuse one built for another search space; with `target`, one built for
+        another device, precision, threads or CPU (ednas.latency.target.check_table); with
         `complete`, refuse one whose build was interrupted."""
+        from ednas.latency.extra import read_extra
+        from ednas.latency.target import LatencyTarget, check_table
+
         path = Path(path)
         mpath = meta_path(path)
         if not path.is_file() or not mpath.is_file():
             missing = path if not path.is_file() else mpath
-            raise LatencyTableError(f"no latency table at {missing}; build it with `{profile_hint(path)}`")
+            hint = (target or LatencyTarget()).profile_command(path)
+            raise LatencyTableError(f"no latency table at {missing}; build it with `{hint}`")
         meta = read_meta(mpath)
-        if fingerprint is not None and meta.space_fingerprint != fingerprint:
-            raise LatencyTableError(
-                f"{path} was measured for search space {meta.space_name!r} ({meta.space_fingerprint}), "
-                f"not this one ({fingerprint}); profile it with `ednas profile --space SPACE.yml --out NEW.csv`")
+        check_table(meta, target or LatencyTarget.of_table(meta), fingerprint, path)
         table = cls(path, meta, runner.read_rows(path))
         if complete and (table.units_measured < meta.units_expected or meta.calibration is None):
             raise LatencyTableError(
                 f"{path} is incomplete ({table.units_measured} of {meta.units_expected} units"
                 f"{'' if meta.calibration else ', not calibrated'}); resume it with `{profile_hint(path, meta)}`")
-        warn_if_other_machine(meta)
+        if target is None:
+            warn_if_other_machine(meta)
+        table.add_units(read_extra(table))
         return table
 
 

@@ -503,32 +503,14 @@ def run_workers(settings: SearchSettings, workers: int, evaluator: Evaluator) ->
 # -- the table and the results ----------------------------------------------------------------
 def check_table(path: Path, space: SearchSpace, precision: str, threads: int | None) -> Any:
     """The latency table for this search: the supernet's space, the asked precision and
-    threads, and this CPU (model name; instruction-set flags when both sides list them)."""
+    threads (None: the table's), and this CPU (ednas.latency.target.check_table)."""
     from ednas.latency import LatencyTable
-    from ednas.latency.runner import machine_info
+    from ednas.latency.table import meta_path, read_meta
+    from ednas.latency.target import LatencyTarget
 
-    default = SearchSpace.load().fingerprint() == space.fingerprint()
-    out = path if not Path(path).exists() else "NEW.csv"
-    hint = (f"`ednas profile {'' if default else '--space SPACE.yml '}--precision {precision} --threads {threads or 2} "
-            f"--out {out}`{'' if default else f' (SPACE.yml: the supernet space {space.name!r})'}")
-    if not Path(path).is_file():
-        raise StudyError(f"no latency table at {path}; build it with {hint}")
-    table = LatencyTable.load(path, space.fingerprint())
-    meta = table.meta
-    if meta.precision != precision or (threads is not None and meta.threads != threads):
-        raise StudyError(f"{path} was measured at {meta.precision}, {meta.threads} threads, not "
-                         f"{precision}, {threads} threads; pass --table for these settings or build one with {hint}")
-    here = machine_info(meta.threads)
-    theirs = meta.machine
-    if theirs.get("cpu") and theirs.get("cpu") != here.get("cpu"):
-        raise StudyError(f"{path} was measured on CPU {theirs['cpu']!r}, this machine is {here.get('cpu')!r}; "
-                         f"build a table here with {hint}")
-    for key in ("flags", "cpu_flags"):
-        if theirs.get(key) is not None and here.get(key) is not None and set(theirs[key]) != set(here[key]):
-            diff = sorted(set(theirs[key]) ^ set(here[key]))
-            raise StudyError(f"{path} was measured on a CPU with other instruction sets ({', '.join(diff[:4])} "
-                             f"differ); build a table here with {hint}")
-    return table
+    if threads is None and meta_path(Path(path)).is_file():
+        threads = read_meta(meta_path(Path(path))).threads
+    return LatencyTable.load(path, space.fingerprint(), target=LatencyTarget.here(precision, threads or 2))
 
 
 def trial_rows(study: optuna.Study, budget_ms: float) -> list["Row"]:
