@@ -24,15 +24,11 @@ import torch
 
 from ednas.compress.quantize.timing import time_pair
 from ednas.data.preprocess import preprocess
-from ednas.latency import runner
 from ednas.models import build_model
 from ednas.models.export import export_onnx
 from ednas.models.onnx_import import import_onnx
+from ednas.onnx_runtime import session
 from ednas.arch.zoo import get_arch
-
-
-def session(path: str | Path, threads: int) -> ort.InferenceSession:
-    return runner.make_session(path, threads)
 
 
 def max_diffs(a: np.ndarray, b: np.ndarray, c: int) -> tuple[float, float]:

@@ -121,14 +121,15 @@ def main(argv: list[str] | None = None) -> int:
 def as_flags(message: str, arguments: tuple[str, ...], parser: argparse.ArgumentParser | None,
              command: str) -> str:
     """The library's message with each named argument (`max_drop`) shown as the command's flag
-    (`--max-drop`); names the command has no flag for stay as they are."""
+    (`--max-drop`): its first occurrence as a word (not a possessive like "recipe's"); names the
+    command has no flag for stay as they are."""
     sub = _subparser(parser, command.removeprefix("ednas ")) if arguments else None
     if sub is None:
         return message
     flags = {a.dest: max(a.option_strings, key=len) for a in sub._actions if a.option_strings}
     for name in arguments:
         if name in flags:
-            message = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", flags[name], message, count=1)
+            message = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w'-])", flags[name], message, count=1)
     return message
 
 

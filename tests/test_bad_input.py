@@ -17,7 +17,7 @@ def _one_line_error(capsys, argv: list[str], expect: str) -> None:
 
 def test_missing_onnx(capsys, tmp_path):
     _one_line_error(capsys, ["import-onnx", str(tmp_path / "none.onnx"), "--recipe", "enhanced_nanodet_s",
-                             "--out", str(tmp_path / "s.ckpt")], "no such file")
+                             "--out", str(tmp_path / "s.ckpt")], "no such ONNX file")
 
 
 def test_non_onnx_file(capsys, tmp_path):

@@ -1,9 +1,10 @@
-"""Timing with ONNX Runtime, standalone: this file imports only the standard library, numpy and
-onnxruntime, so `ednas profile --bundle DIR` copies it into the bundle as the remote runner.
+"""Timing with ONNX Runtime, standalone: this file imports only the standard library, numpy,
+onnxruntime and `ednas/onnx_runtime.py`, so `ednas profile --bundle DIR` copies the two files
+into the bundle as the remote runner.
 
 Every measurement is interleaved with a fixed probe model (unit, probe, unit, probe, ...):
 the median of the per-pair ratios survives a machine that gets slower or faster while it
-runs, and the probe's own median lets later runs rescale (see notes on measuring).
+runs, and the probe's own median lets later runs rescale (see notes on measuring). A speed-up is reference / candidate = 1 / relative.
 
     python runner.py BUNDLE_DIR [--threads N]   # measure a bundle -> BUNDLE_DIR/results.csv
 """
@@ -22,8 +23,12 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
 import onnxruntime as ort
+
+try:
+    from ednas.onnx_runtime import random_feeds, session
+except ImportError:  # the bundle's copy: onnx_runtime.py lies beside this file
+    from onnx_runtime import random_feeds, session  # type: ignore[no-redef]
 
 COLUMNS = ["key", "kind", "median_ms", "p10_ms", "p90_ms", "probe_ms", "ratio", "pairs"]
 MODEL_KIND = "model"  # whole models (calibration, validation): more pairs than a unit
@@ -55,23 +60,9 @@ def machine_info(threads: int) -> dict[str, Any]:
 
 
 def make_session(path: str | Path, threads: int, spin: bool = False) -> ort.InferenceSession:
-    """A CPU session with fixed intra-op threads, sequential execution, all graph fusions.
-    `spin` off: idle workers sleep instead of spin-waiting, which on a machine shared with
-    other work keeps 2-thread timings from becoming 3-5x slower and bimodal."""
-    opts = ort.SessionOptions()
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def random_feeds(session: ort.InferenceSession, seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return {i.name: rng.standard_normal([d if isinstance(d, int) else 1 for d in i.shape]).astype(np.float32)
-            for i in session.get_inputs()}
+    """The timing session: fixed intra-op threads, sequential execution, all graph fusions
+    (`ednas.onnx_runtime.session`)."""
+    return session(path, threads, spin)
 
 
 class Timed:

@@ -19,9 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ednas.errors import InputError, ModelMismatchError
+from ednas.errors import ModelMismatchError
 from ednas.models.detector import Detector
 from ednas.models.kernel_refine import KernelRefineConv
+from ednas.onnx_runtime import load_onnx
 from ednas.models.layers import ConvBNAct, set_bn_affine
 
 log = logging.getLogger(__name__)
@@ -98,24 +99,6 @@ def model_slots(model: Detector) -> list[Slot]:
         for h in hooks:
             h.remove()
     return slots
-
-
-def read_onnx(path: str | Path):
-    """onnx.load with one-line errors for a missing or non-ONNX file."""
-    import onnx
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file (give the path of an .onnx model)")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: the file is empty (was the export or copy interrupted?); give a complete .onnx model")
-    try:
-        proto = onnx.load(str(path))
-    except Exception:
-        raise InputError(f"{path}: not an ONNX model or truncated (onnx could not parse it); give a complete .onnx model") from None
-    if not proto.graph.node or not proto.graph.input:
-        raise InputError(f"{path}: holds no graph (not an ONNX model, or truncated); give a complete .onnx model")
-    return proto
 
 
 def onnx_nodes(model_proto) -> list[OnnxNode]:
@@ -237,7 +220,7 @@ def _load(slot: Slot, node: OnnxNode, where: str) -> None:
 
 def import_onnx(model: Detector, path: str | Path) -> None:
     """Load the weights of the ONNX model at `path` into `model` (in place)."""
-    proto = read_onnx(path)
+    proto = load_onnx(path)
     dims = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
     if len(dims) == 4 and dims[2] and dims[2] != model.arch.input_size:
         log.warning("%s was exported at %d px, the recipe says %d px", path, dims[2], model.arch.input_size)
@@ -253,19 +236,37 @@ def import_onnx(model: Detector, path: str | Path) -> None:
         if i >= len(nodes):
             raise ModelMismatchError(
                 f"{path}: the ONNX graph ends before layer {slot.name} ({slot.describe()}); "
-                "it is a smaller model than the recipe's: check --recipe"
+                "it is a smaller model than the recipe's: check recipe", arguments=("recipe",)
             )
         if not _matches(slot, nodes[i]):
             raise ModelMismatchError(
                 f"{path}: layer {slot.name} expects {slot.describe()} but ONNX node {nodes[i].name} "
-                f"is {nodes[i].describe()}: the graph does not match the recipe (check --recipe)"
+                f"is {nodes[i].describe()}: the graph does not match this architecture (check recipe)", arguments=("recipe",)
             )
     if len(nodes) > len(slots):
         raise ModelMismatchError(
             f"{path}: the ONNX graph has {len(nodes) - len(slots)} more conv/BN layers than the recipe's "
-            f"model (first: {nodes[len(slots)].name}); check --recipe"
+            f"model (first: {nodes[len(slots)].name}); check recipe", arguments=("recipe",)
         )
     # gates last: a gate's BN scale is recovered from its depthwise kernel, loaded before it
     for slot, node in sorted(zip(slots, nodes), key=lambda pair: pair[0].kind == "kr_gate"):
         _load(slot, node, str(path))
     log.info("loaded %d ONNX layers from %s", len(slots), path)
+
+
+def import_and_check(model: Detector, path: str | Path) -> dict[str, float]:
+    """`import_onnx`, then both models on one random input: the largest absolute differences
+    of the class scores and of the box logits ({"scores", "logits"}; float32 noise when the
+    import is right)."""
+    from ednas.onnx_runtime import random_feeds, session
+
+    import_onnx(model, path)
+    model.eval()
+    sess = session(path)
+    feeds = random_feeds(sess)
+    expected = sess.run(None, feeds)[0]
+    with torch.no_grad():
+        got = model.inference(torch.from_numpy(next(iter(feeds.values())))).numpy()
+    c = model.arch.num_classes
+    return {"scores": float(np.abs(got[..., :c] - expected[..., :c]).max()),
+            "logits": float(np.abs(got[..., c:] - expected[..., c:]).max())}

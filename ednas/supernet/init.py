@@ -43,9 +43,10 @@ def load_trained(path: str | Path, arch: ArchSpec) -> Detector:
         raise InputError(f"{path}: no such model (give the released .onnx or an ednas .ckpt)")
     model = build_model(arch)
     if path.suffix.lower() == ".onnx":
-        from ednas.models.onnx_import import import_onnx, read_onnx
+        from ednas.models.onnx_import import import_onnx
+        from ednas.onnx_runtime import load_onnx
 
-        dims = [d.dim_value for d in read_onnx(path).graph.output[0].type.tensor_type.shape.dim]
+        dims = [d.dim_value for d in load_onnx(path).graph.output[0].type.tensor_type.shape.dim]
         if dims and dims[-1] and dims[-1] != arch.num_outputs:
             raise InputError(f"{path} predicts {dims[-1] - (arch.num_outputs - arch.num_classes)} classes, the "
                              f"space's base {arch.num_classes}: give a model trained on the same classes")

@@ -92,7 +92,7 @@ def test_import_rejects_non_onnx(tmp_path):
     bogus.write_text("not a model")
     with pytest.raises(InputError, match="not an ONNX model"):
         import_onnx(build_model(get_arch("enhanced_nanodet_s")), bogus)
-    with pytest.raises(InputError, match="no such file"):
+    with pytest.raises(InputError, match="no such ONNX file"):
         import_onnx(build_model(get_arch("enhanced_nanodet_s")), tmp_path / "missing.onnx")
 
 

@@ -34,6 +34,7 @@ from ednas.compress.quantize.calibration import Range, TensorStats, compute_rang
 from ednas.compress.quantize.plain import build_qdq
 from ednas.compress.quantize.sensitivity import output_error, tensor_sensitivity
 from ednas.errors import EdnasError
+from ednas.onnx_runtime import load_onnx
 from ednas.eval.bootstrap import Estimate, PerImageAP, paired_drop, paired_drops
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ class Builder:
         self.prepared, self.stats, self.inputs, self.tail = prepared, stats, inputs, list(tail)
         self.evaluate, self.work_dir, self.num_scores = evaluate, work_dir, num_scores
         self.reduce_range, self.sens_images, self.threads = reduce_range, sens_images, threads
-        self.model = onnx.load(str(prepared))
+        self.model = load_onnx(prepared)
         self._built: dict[tuple, Built] = {}
         self._order: dict[tuple, list[str]] = {}
         self._reference: dict[tuple[int, ...], np.ndarray] = {}
@@ -150,12 +151,9 @@ class Builder:
         """The model's output on the calibration inputs `calib` (FP32's is cached)."""
         if path == self.prepared and calib in self._reference:
             return self._reference[calib]
-        import onnxruntime as ort
+        from ednas.onnx_runtime import session
 
-        opts = ort.SessionOptions()
-        if self.threads:
-            opts.intra_op_num_threads = self.threads
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        sess = session(path, self.threads)
         name = sess.get_inputs()[0].name
         out = np.concatenate([sess.run(None, {name: self.inputs[i][None]})[0] for i in calib])
         if path == self.prepared:

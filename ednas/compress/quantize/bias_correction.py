@@ -18,20 +18,15 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from ednas.onnx_runtime import load_onnx
+
 log = logging.getLogger(__name__)
 
 
 def _session(model: onnx.ModelProto, outputs: list[str], threads: int | None):
-    import onnxruntime as ort
+    from ednas.onnx_runtime import session, with_outputs
 
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    known = {o.name for o in model.graph.output}
-    model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in outputs if n not in known)
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = threads
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return session(with_outputs(model, outputs), threads)
 
 
 def _channel_means(model: onnx.ModelProto, tensors: list[str], inputs: np.ndarray,
@@ -172,7 +167,7 @@ def correct_bias(qdq_path: str | Path, fp32_path: str | Path, inputs: np.ndarray
     Each conv is corrected for the shift its own quantization adds (see _with_probes), all
     convs at once: correcting each for the whole shift measured at its output would also
     correct again what the convs upstream are corrected for."""
-    fp32, qdq = onnx.load(str(fp32_path)), onnx.load(str(qdq_path))
+    fp32, qdq = load_onnx(fp32_path), load_onnx(qdq_path)
     pairs = quantized_convs(fp32, qdq)
     inits = {i.name: i for i in qdq.graph.initializer}
     first = 0.0

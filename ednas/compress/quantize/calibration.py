@@ -131,17 +131,12 @@ def collect_group_stats(model_path: str | Path, inputs: Inputs, groups: Sequence
                         threads: int | None = None) -> list[dict[str, TensorStats]]:
     """`collect_stats` of each group of input indices (cross-validation folds), from one pair of
     passes over `inputs`: min/max per image, then histograms over the span of all images."""
-    import onnxruntime as ort
+    from ednas.onnx_runtime import load_onnx, session, with_outputs
 
-    model = onnx.load(str(model_path))
+    model = load_onnx(model_path)
     gated = sigmoid_inputs(model)
     names = activation_tensors(model)
-    known = {o.name for o in model.graph.output}
-    model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in known)
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    sess = session(with_outputs(model, names), threads)
     outs = [o.name for o in sess.get_outputs()]
 
     def run() -> Iterator[dict[str, np.ndarray]]:

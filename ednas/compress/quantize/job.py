@@ -28,6 +28,7 @@ import numpy as np
 
 from ednas.compress.quantize import calibration as calib
 from ednas.compress.quantize import prepare as qmodel
+from ednas.onnx_runtime import load_onnx
 from ednas.compress.quantize.plain import DEFAULT_METHOD as PLAIN_METHOD
 from ednas.compress.quantize.timing import time_pair
 from ednas.errors import InputError
@@ -164,7 +165,7 @@ def _ort_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: A
         facts.update(fp32_nodes=plain.fp32_nodes, fp32_tensors=[], recipe=str(Recipe(config.calib_method, bias)))
         return plain.path, facts
     prepared, rewrites = qmodel.prepare(model, work)
-    tail = qmodel.tail_nodes(qmodel.load_model(prepared))
+    tail = qmodel.tail_nodes(load_onnx(prepared))
     facts = facts_of(rewrites)
     fp32 = evaluate(prepared)
     folds, shipped = _folds(dataset, fp32.image_ids, files, config.folds)
@@ -210,7 +211,7 @@ def _inc_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: A
         "method": config.calib_method if evaluate is None else tuned,
         "per_channel_weights": "QInt8 symmetric (INC X86InductorQuantizer)",
         "activations": "QUInt8 per-tensor; conv+activation outputs stay FP32", "format": "QDQ (PT2E, dynamo export)",
-        "opset": qmodel.opset_of(qmodel.load_model(result.path))}}
+        "opset": qmodel.opset_of(load_onnx(result.path))}}
     if evaluate is None:
         return result.path, facts
     int8 = evaluate(result.path)
@@ -239,7 +240,7 @@ def quantize(
     methods = [config.calib_method] if config.calib_method else list(GRID_METHODS)
     config = _check(config, images, ann)
     out, model_path = Path(out), Path(model_path)
-    model = qmodel.name_nodes(qmodel.load_model(model_path))
+    model = qmodel.name_nodes(load_onnx(model_path))
     _not_quantized(model, model_path)
     contract = qmodel.contract_of(model, str(model_path))
     files = calib.list_images(calib_dir, config.num_calib)

@@ -20,6 +20,7 @@ from ednas.compress.quantize import calibration as calib
 from ednas.compress.quantize import prepare as qmodel
 from ednas.compress.quantize.bias_correction import correct_bias
 from ednas.compress.quantize.ort_backend import quantize_qdq
+from ednas.onnx_runtime import load_onnx
 
 DEFAULT_METHOD = "mse"  # the range method whose output came closest to FP32's (benchmarks/quantize_released.py)
 
@@ -47,7 +48,7 @@ def build_plain_int8(model: onnx.ModelProto, inputs: calib.Inputs, work: Path, r
                      threads: int | None = None) -> PlainInt8:
     """The plain INT8 model of `model` (FP32, nodes named) calibrated on `inputs`, in `work`."""
     prepared, rewrites = qmodel.prepare(model, work)
-    tail = qmodel.tail_nodes(qmodel.load_model(prepared))
+    tail = qmodel.tail_nodes(load_onnx(prepared))
     ranges = calib.compute_ranges(calib.collect_stats(prepared, inputs, threads), method)
     path = build_qdq(prepared, ranges, tail, reduce_range, inputs if bias_correction else None,
                      work / "plain.onnx", threads)

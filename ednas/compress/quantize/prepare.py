@@ -15,7 +15,8 @@ from pathlib import Path
 
 import onnx
 
-from ednas.errors import InputError, ModelMismatchError
+from ednas.errors import ModelMismatchError
+from ednas.onnx_runtime import load_onnx
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +44,6 @@ class Contract:
 def _shape(value: onnx.ValueInfoProto) -> tuple[int | str, ...]:
     dims = value.type.tensor_type.shape.dim
     return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims)
-
-
-def load_model(path: str | Path) -> onnx.ModelProto:
-    """Load an ONNX file; a missing or unparsable file raises InputError."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such ONNX file")
-    try:
-        return onnx.load(str(path))
-    except Exception as exc:  # protobuf DecodeError and friends
-        raise InputError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
 
 
 def contract_of(model: onnx.ModelProto, source: str = "model") -> Contract:
@@ -144,7 +134,7 @@ def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def check_contract(path: str | Path, expected: Contract) -> None:
     """The written model must keep the input/output names and shapes of the original."""
-    got = contract_of(load_model(path), str(path))
+    got = contract_of(load_onnx(path), str(path))
     if got != expected:
         raise ModelMismatchError(f"{path}: quantized model changed the contract ({got} != {expected})")
 

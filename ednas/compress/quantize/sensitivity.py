@@ -83,13 +83,9 @@ def tensor_sensitivity(
     num_scores: int, threads: int | None = None,
 ) -> dict[str, float]:
     """Output error caused by quantizing each tensor alone (larger = more sensitive)."""
-    import onnxruntime as ort
+    from ednas.onnx_runtime import load_onnx, session
 
-    model = fake_quant_model(onnx.load(str(prepared)), ranges, tensors)
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    sess = session(fake_quant_model(load_onnx(prepared), ranges, tensors), threads)
     in_name = next(i.name for i in sess.get_inputs() if i.name != GATES)
     off = np.zeros(len(tensors), np.float32)
     ref = np.concatenate([sess.run(None, {in_name: x[None], GATES: off})[0] for x in inputs])

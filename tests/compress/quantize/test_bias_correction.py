@@ -11,7 +11,8 @@ from torch import nn
 
 from ednas.compress.quantize import calibration as calib
 from ednas.compress.quantize.bias_correction import correct_bias, quantized_convs
-from ednas.compress.quantize.prepare import load_model, name_nodes, prepare
+from ednas.compress.quantize.prepare import name_nodes, prepare
+from ednas.onnx_runtime import load_onnx
 from ednas.compress.quantize.ort_backend import quantize_qdq
 
 
@@ -21,7 +22,7 @@ def test_bias_correction_reduces_the_mean_shift(tmp_path: Path, calib_dir: Path)
                         nn.Conv2d(8, 16, 1, bias=False), nn.ReLU(), nn.Conv2d(16, 4, 1)).eval()
     torch.onnx.export(net, (torch.randn(1, 3, 32, 32),), str(tmp_path / "m.onnx"), input_names=["data"],
                       output_names=["output"], opset_version=13, dynamo=False)
-    prepared, _ = prepare(name_nodes(load_model(tmp_path / "m.onnx")), tmp_path, rewrite=False)
+    prepared, _ = prepare(name_nodes(load_onnx(tmp_path / "m.onnx")), tmp_path, rewrite=False)
     inputs = calib.load_batch(calib.list_images(calib_dir), 32)
     ranges = calib.compute_ranges(calib.collect_stats(prepared, inputs), "minmax")
     qdq = quantize_qdq(prepared, tmp_path / "q.onnx", ranges, reduce_range=False)
