@@ -2,9 +2,10 @@
 onnxruntime and `ednas/onnx_runtime.py`, so `ednas profile --bundle DIR` copies the two files
 into the bundle as the remote runner.
 
-Every measurement is interleaved with a fixed probe model (unit, probe, unit, probe, ...):
-the median of the per-pair ratios survives a machine that gets slower or faster while it
-runs, and the probe's own median lets later runs rescale (see notes on measuring). A speed-up is reference / candidate = 1 / relative.
+Every measurement is interleaved with a fixed reference (`time_models`: rounds of each model
+once, the order rotating): the median of the per-round ratios relative = candidate / reference
+survives a machine that gets slower or faster while it runs, and the probe's own median lets
+later runs rescale (see notes on measuring). A speed-up is reference / candidate = 1 / relative.
 
     python runner.py BUNDLE_DIR [--threads N]   # measure a bundle -> BUNDLE_DIR/results.csv
 """
@@ -84,24 +85,52 @@ def _quantile(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
 
 
+def time_models(reference: Timed, candidates: list[Timed], warmup: int = 3, min_rounds: int = 15,
+                min_seconds: float = 0.15, max_rounds: int = 400) -> dict[str, Any]:
+    """Interleaved timing, the one way every ednas timing is done: in rounds, each round runs
+    every model once (reference first, then the order rotates), until `min_rounds` rounds and
+    `min_seconds` have passed (at most `max_rounds`).
+
+    Returns {"rounds": n, "reference": stats, "candidates": [stats, ...]}, stats being
+    {"median_ms", "p10_ms", "p90_ms"}; each candidate's also has the per-round ratio
+    `relative` = candidate_ms / reference_ms (< 1: the candidate is faster) as "relative"
+    (median), "relative_p10" and "relative_p90". The median per-round ratio survives a
+    machine that gets slower or faster while it runs. (A speed-up is 1 / relative.)
+    """
+    models = [reference, *candidates]
+    for _ in range(warmup):
+        for m in models:
+            m()
+    times: list[list[float]] = [[] for _ in models]
+    start = time.perf_counter()
+    r = 0
+    while r < max_rounds and (r < min_rounds or time.perf_counter() - start < min_seconds):
+        for k in range(len(models)):
+            j = (k + r) % len(models)
+            times[j].append(models[j]())
+        r += 1
+
+    def stats(t: list[float]) -> dict[str, float]:
+        return {"median_ms": statistics.median(t), "p10_ms": _quantile(t, 0.1), "p90_ms": _quantile(t, 0.9)}
+
+    out = []
+    for t in times[1:]:
+        ratios = [c / ref for c, ref in zip(t, times[0])]
+        out.append({**stats(t), "relative": statistics.median(ratios), "relative_p10": _quantile(ratios, 0.1),
+                    "relative_p90": _quantile(ratios, 0.9)})
+    return {"rounds": r, "reference": stats(times[0]), "candidates": out}
+
+
 def time_pair(target: Timed, probe: Timed, warmup: int = 3, min_pairs: int = 15,
               min_seconds: float = 0.15, max_pairs: int = 400) -> dict[str, float]:
-    """Run target and probe alternately; median/p10/p90 of the target, median of the probe,
-    and the median per-pair ratio target/probe (the drift-proof number)."""
-    for _ in range(warmup):
-        target()
-        probe()
-    times, probes = [], []
-    start = time.perf_counter()
-    while len(times) < max_pairs and (len(times) < min_pairs or time.perf_counter() - start < min_seconds):
-        times.append(target())
-        probes.append(probe())
-    ratios = [t / p for t, p in zip(times, probes)]
+    """`time_models` of one target against the probe, as a results row: the target's
+    median/p10/p90, the probe's median, and "ratio" = relative = target_ms / probe_ms."""
+    timing = time_models(probe, [target], warmup, min_pairs, min_seconds, max_pairs)
+    t = timing["candidates"][0]
     return {
-        "median_ms": statistics.median(times), "p10_ms": _quantile(times, 0.1),
-        "p90_ms": _quantile(times, 0.9), "probe_ms": statistics.median(probes),
-        "ratio": statistics.median(ratios), "ratio_p10": _quantile(ratios, 0.1),
-        "ratio_p90": _quantile(ratios, 0.9), "pairs": len(times),
+        "median_ms": t["median_ms"], "p10_ms": t["p10_ms"], "p90_ms": t["p90_ms"],
+        "probe_ms": timing["reference"]["median_ms"], "ratio": t["relative"], "ratio_p10": t["relative_p10"],
+        "ratio_p90": t["relative_p90"], "pairs": timing["rounds"],
     }
 
 

@@ -1,20 +1,18 @@
-"""Latency of quantized models against their FP32 reference, measured interleaved in one
-process with the same threads (ednas.latency.runner), so machine load shifts all alike."""
+"""Latency of quantized models against their FP32 reference: `ednas.latency.runner.time_models`
+(interleaved rounds in one process with the same threads, so machine load shifts all alike)
+reported as speed-ups, speedup = reference_ms / candidate_ms = 1 / runner's `relative`."""
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from ednas.latency import runner
 
 
 @dataclass(frozen=True)
 class PairTiming:
-    """Medians in ms and the median per-round ratio reference/candidate (> 1: candidate
+    """Medians in ms and the median per-round speed-up reference/candidate (> 1: candidate
     faster), with its 10th/90th percentiles; the p10 latencies are each model's fast end,
     which a busy neighbour disturbs least."""
 
@@ -31,29 +29,20 @@ class PairTiming:
 
 def time_models(reference: str | Path, candidates: dict[str, str | Path], threads: int = 2, runs: int = 50,
                 warmup: int = 5) -> dict[str, PairTiming]:
-    """Time `reference` and every candidate in rounds (each round runs each model once, the
-    order rotating) on the same random input; one PairTiming per candidate."""
+    """Time `reference` and every candidate in `runs` rounds (each round runs each model once,
+    the order rotating) on the same random input; one PairTiming per candidate."""
     names = list(candidates)
-    sessions = [runner.Timed(reference, threads)] + [runner.Timed(candidates[n], threads) for n in names]
-    for _ in range(warmup):
-        for s in sessions:
-            s()
-    times: list[list[float]] = [[] for _ in sessions]
-    for r in range(runs):
-        for k in range(len(sessions)):
-            j = (k + r) % len(sessions)
-            times[j].append(sessions[j]())
-    ref = np.array(times[0])
-    out = {}
-    for name, t in zip(names, times[1:]):
-        ratios = ref / np.array(t)
-        out[name] = PairTiming(
-            reference_ms=statistics.median(times[0]), candidate_ms=statistics.median(t),
-            speedup=float(np.median(ratios)), speedup_p10=float(np.percentile(ratios, 10)),
-            speedup_p90=float(np.percentile(ratios, 90)), threads=threads, runs=runs,
-            reference_p10_ms=float(np.percentile(ref, 10)), candidate_p10_ms=float(np.percentile(t, 10)),
+    timing = runner.time_models(runner.Timed(reference, threads), [runner.Timed(candidates[n], threads) for n in names],
+                                warmup=warmup, min_rounds=runs, min_seconds=0.0, max_rounds=runs)
+    ref = timing["reference"]
+    return {
+        name: PairTiming(
+            reference_ms=ref["median_ms"], candidate_ms=t["median_ms"], speedup=1 / t["relative"],
+            speedup_p10=1 / t["relative_p90"], speedup_p90=1 / t["relative_p10"], threads=threads, runs=runs,
+            reference_p10_ms=ref["p10_ms"], candidate_p10_ms=t["p10_ms"],
         )
-    return out
+        for name, t in zip(names, timing["candidates"])
+    }
 
 
 def time_pair(reference: str | Path, candidate: str | Path, threads: int = 2, runs: int = 50,
