@@ -120,12 +120,11 @@ def check_table(table: "LatencyTable | TableMeta", target: LatencyTarget, space_
     if target.cpu_flags is not None:
         if have.cpu_flags is None:
             log.warning("%s recorded no CPU flags (an older build); it may come from a CPU without %s: "
-                        "rebuild it with `%s` to be sure", where, ", ".join(sorted(target.cpu_flags)) or "them",
-                        target.profile_command(where, space))
+                        "rebuild it with `%s` to be sure", where, ", ".join(sorted(target.cpu_flags)) or "them", hint)
         elif have.cpu_flags != target.cpu_flags:
             diff = ", ".join(sorted(have.cpu_flags ^ target.cpu_flags))
             raise refuse(f"on a CPU with other INT8 instructions ({diff} differ: "
                          f"{', '.join(sorted(have.cpu_flags)) or 'none'} there)")
     if meta.builder < BUILDER_VERSION:
         log.warning("%s was built by table builder %d (now %d); rebuild it with `%s`", where, meta.builder,
-                    BUILDER_VERSION, target.profile_command(where, space))
+                    BUILDER_VERSION, hint)
