@@ -33,7 +33,7 @@ def main() -> int:
         parser.error("give --onnx and --coco (or set EDNAS_TEST_WEIGHTS and EDNAS_TEST_COCO)")
 
     from ednas.data.coco import CocoDataset
-    from ednas.eval.coco_eval import METRICS, evaluate
+    from ednas.eval.coco_eval import METRICS, evaluate_model
     from ednas.eval.predictors import OnnxPredictor
     from ednas.recipe import load_recipe
 
@@ -42,9 +42,7 @@ def main() -> int:
     dataset = CocoDataset(coco / "images", coco / "annotations" / "instances_train128.json", recipe.class_names)
     predictor = OnnxPredictor(args.onnx, threads=args.threads)
     start = time.perf_counter()
-    result = evaluate(
-        predictor, dataset, strides=recipe.model.strides, reg_max=recipe.model.head.reg_max, progress=False
-    )
+    result = evaluate_model(predictor, dataset, recipe, progress=False)
     seconds = time.perf_counter() - start
 
     ok = True

@@ -49,11 +49,11 @@ def main() -> int:
 
     from ednas.data.coco import CocoDataset
     from ednas.data.transforms import TorchDetectionDataset, TrainTransform
-    from ednas.eval.coco_eval import evaluate
+    from ednas.eval.coco_eval import evaluate_model
     from ednas.models import build_model, save_checkpoint
     from ednas.models.checkpoint import load_checkpoint
     from ednas.recipe import load_recipe
-    from ednas.train.trainer import Trainer, _DevicePredictor
+    from ednas.train.trainer import Trainer
 
     torch.set_num_threads(args.threads)
     out = Path(args.out or tempfile.mkdtemp(prefix="finetune_released_"))
@@ -76,8 +76,7 @@ def main() -> int:
 
     def score(model: torch.nn.Module) -> dict:
         t0 = time.perf_counter()
-        result = evaluate(_DevicePredictor(model.eval()), dataset, recipe.class_names, strides=arch.strides,
-                          reg_max=arch.head.reg_max, progress=False)
+        result = evaluate_model(model, dataset, recipe, arch=arch, progress=False)
         result["seconds"] = time.perf_counter() - t0
         return result
 

@@ -33,22 +33,18 @@ def run(args: argparse.Namespace) -> int:
     from ednas.commands._common import load_model
     from ednas.data import build_dataset, check_images_found, split_from_paths
     from ednas.errors import DataError, InputError
-    from ednas.eval.bootstrap import evaluate_with_interval
-    from ednas.eval.coco_eval import METRICS
+    from ednas.eval.coco_eval import METRICS, evaluate_model
     from ednas.io import check_output, write_json
-    from ednas.eval.predictors import OnnxPredictor, TorchPredictor
+    from ednas.eval.predictors import OnnxPredictor
     from ednas.recipe import load_recipe
 
     if args.json:
         check_output(args.json)
     if args.onnx:
         recipe = load_recipe(args.recipe)
-        predictor = OnnxPredictor(args.onnx, threads=args.threads)
-        arch = recipe.model
+        model = OnnxPredictor(args.onnx, threads=args.threads)
     else:
         recipe, model = load_model(args.recipe, args.weights)
-        arch = model.arch
-        predictor = TorchPredictor(model, recipe.model.input_size)
 
     if bool(args.images) != bool(args.ann):
         raise InputError("give both --images DIR and --ann JSON|DIR, or neither (to use the recipe's data.val)")
@@ -61,11 +57,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = build_dataset(split, recipe.class_names)
     check_images_found(dataset, split.images, split.ann)
 
-    data = recipe.data
-    result = evaluate_with_interval(
-        predictor, dataset, recipe.class_names, strides=arch.strides, reg_max=arch.head.reg_max,
-        batch_size=args.batch_size, keep_ratio=data.keep_ratio, mean=data.mean, std=data.std,
-    )
+    result = evaluate_model(model, dataset, recipe, interval=True, batch_size=args.batch_size)
     if not result["images"]:
         raise DataError(f"{split.images}: none of the annotated images could be read ({len(dataset.skipped)} "
                         f"unreadable, first: {dataset.skipped[0][1] if dataset.skipped else '?'})")

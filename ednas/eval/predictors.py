@@ -71,25 +71,36 @@ class OnnxPredictor(Predictor):
 
 
 class TorchPredictor(Predictor):
-    """A PyTorch detector whose `inference(x)` returns the released ONNX tensor
-    (see `ednas.models.build_model`); run on the CPU without gradients."""
+    """A PyTorch detector, whose `inference(x)` returns the released ONNX tensor (see
+    `ednas.models.build_model`), or a captured module called as is (the INC backend's PT2E
+    graph). Run without gradients on the device its parameters are on; `per_image` runs a
+    batch image by image (a module traced for batch 1)."""
 
-    def __init__(self, model: Any, input_size: int | None = None) -> None:
+    def __init__(self, model: Any, input_size: int | None = None, per_image: bool = False) -> None:
         if input_size is None:
             arch = getattr(model, "arch", None)
             if arch is None:
                 raise InputError("TorchPredictor: give input_size (the model has no `arch`)")
             input_size = arch.input_size
-        self.model = model.eval()
+        if hasattr(model, "inference"):
+            self.model = model.eval()
+            self.forward = model.inference
+        else:  # a captured graph: no eval(), no inference()
+            self.model = self.forward = model
+        params = model.parameters() if hasattr(model, "parameters") else iter(())
+        first = next(iter(params), None)
+        self.device = first.device if first is not None else "cpu"
         self.input_size = int(input_size)
+        self.per_image = per_image
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
         check_batch(batch, self.input_size, type(self.model).__name__)
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
         with torch.no_grad():
-            out = self.model.inference(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
-        return out.cpu().numpy()
+            out = torch.cat([self.forward(x[i:i + 1]) for i in range(len(x))]) if self.per_image else self.forward(x)
+        return out.float().cpu().numpy()
 
 
 def as_predictor(model: Any) -> Predictor:

@@ -247,14 +247,10 @@ class Trainer:
         """COCO metrics of the EMA weights on the validation set (main process; shared)."""
         metrics = None
         if self.env.is_main:
-            from ednas.eval.coco_eval import evaluate
+            from ednas.eval.coco_eval import evaluate_model
 
-            model, arch, data = self.ema.model.eval(), self.recipe.model, self.recipe.data
-            result = evaluate(
-                _DevicePredictor(model), self.val_set, self.recipe.class_names, strides=arch.strides,
-                reg_max=arch.head.reg_max, progress=self.progress, keep_ratio=data.keep_ratio,
-                mean=data.mean, std=data.std,
-            )
+            model = self.ema.model.eval()
+            result = evaluate_model(model, self.val_set, self.recipe, arch=self.recipe.model, progress=self.progress)
             metrics = {k: float(v) for k, v in result.items() if isinstance(v, (int, float))}
             self.last_metrics = metrics
             if self.best_map is None or metrics["mAP"] > self.best_map:
@@ -298,20 +294,6 @@ class Trainer:
             log.warning("resuming with %d processes instead of %d: random state reseeded", self.env.world_size, len(rng))
             _seed_everything(self.cfg.seed + 1000 * self.epoch + self.env.rank)
         log.info("resumed from %s at epoch %d, step %d", path, self.epoch, self.step)
-
-
-class _DevicePredictor:
-    """The evaluator's Predictor contract for a Detector on any device (numpy in and out)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-        self.input_size = model.arch.input_size
-        self.device = next(model.parameters()).device
-
-    @torch.no_grad()
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
-        return self.model.inference(x).float().cpu().numpy()
 
 
 def init_from_checkpoint(model: nn.Module, path: str | Path) -> None:

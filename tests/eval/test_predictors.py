@@ -62,3 +62,25 @@ def test_released_onnx_contract(released_onnx):
     out = predictor(np.zeros((2, 3, 320, 320), np.float32))
     assert out.shape == (2, 2125, 112)
     assert ((out[..., :80] >= 0) & (out[..., :80] <= 1)).all()  # sigmoid scores
+
+
+def test_torch_predictor_runs_detectors_and_captured_modules_alike():
+    """One torch predictor: a detector through `inference`, a captured module (no `inference`,
+    traced for batch 1) called image by image; both give the same numbers."""
+    from ednas.arch import NeckArch
+    from ednas.arch.zoo import get_arch
+    from ednas.models import build_model
+
+    torch.manual_seed(0)
+    arch = get_arch("enhanced_nanodet_s").replace(input_size=64, neck=NeckArch(width=32))
+    model = build_model(arch).eval()
+
+    class Captured(torch.nn.Module):  # what torch.export hands back: a forward, nothing else
+        def forward(self, x):
+            assert x.shape[0] == 1
+            return model.inference(x)
+
+    x = np.random.default_rng(0).normal(size=(3, 3, 64, 64)).astype(np.float32)
+    whole, per_image = TorchPredictor(model), TorchPredictor(Captured(), 64, per_image=True)
+    assert whole.input_size == 64
+    np.testing.assert_allclose(per_image(x), whole(x), rtol=1e-4, atol=1e-5)

@@ -36,7 +36,7 @@ import numpy as np
 from ednas.compress.quantize.prepare import Contract
 from ednas.errors import EdnasError, InputError
 from ednas.eval.coco_eval import torch_threads
-from ednas.eval.predictors import Predictor, check_batch
+from ednas.eval.predictors import Predictor, TorchPredictor
 
 log = logging.getLogger(__name__)
 
@@ -71,23 +71,6 @@ def require_inc() -> None:
                 f"--backend inc needs Intel Neural Compressor's PyTorch route ({exc.name or module} is not "
                 f"installed): {INSTALL}, and give --recipe (the architecture of the ONNX)"
             ) from None
-
-
-class ModulePredictor(Predictor):
-    """A captured (PT2E) graph module as a Predictor: it has no `.eval()` or `.inference`, and
-    was traced for batch 1, so batches are run image by image."""
-
-    def __init__(self, module: Callable[[Any], Any], input_size: int) -> None:
-        self.module = module
-        self.input_size = input_size
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        import torch
-
-        check_batch(batch, self.input_size, "INC module")
-        with torch.no_grad():
-            outs = [self.module(torch.from_numpy(np.ascontiguousarray(x[None], np.float32))) for x in batch]
-        return torch.cat(outs).numpy()
 
 
 def deploy_module(model_path: str | Path, recipe: str):
@@ -153,7 +136,7 @@ def quantize_inc(
             scores: list[float] = []
 
             def score(model: Any) -> float:
-                scores.append(evaluate(ModulePredictor(model, size)))
+                scores.append(evaluate(TorchPredictor(model, size, per_image=True)))
                 return scores[-1]
 
             algos = [ACT_ALGOS[method]] + [a for a in ACT_ALGOS.values() if a != ACT_ALGOS[method]]

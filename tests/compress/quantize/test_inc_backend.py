@@ -127,4 +127,4 @@ def test_inc_accuracy_aware(inc_installed: None, fp32_onnx: Path, recipe: Path, 
     _check_int8(fp32_onnx, out)
     assert summary["drop_points"] == 0 and summary["drop_ci95"] == [0, 0]
     assert len(summary["inc_torch_maps"]["trials"]) == 1
-    assert seen.count("ModulePredictor") == 2  # INC's FP32 baseline + one trial that meets the bound
+    assert seen.count("TorchPredictor") == 2  # INC's FP32 baseline + one trial that meets the bound
