@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import shutil
     from pathlib import Path
 
     from ednas.config import to_dict
@@ -38,8 +39,14 @@ def run(args: argparse.Namespace) -> int:
     check_paths(config)
     run_dir = Path(args.out or Path("runs") / Path(args.pipeline).stem)
     check_output(run_dir, folder=True)
+    made = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_yaml(run_dir / "pipeline.yml", to_dict(config))  # what this run used, paths resolved
+    try:
+        write_yaml(run_dir / "pipeline.yml", to_dict(config))  # what this run used, paths resolved
+    except BaseException:
+        if made:  # nothing ran: leave no empty run folder behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     ctx = Context(config, run_dir, report=lambda line: print(line, flush=True))
     Runner(STAGES, ctx).run(args.start)
     print(f"report: {run_dir / 'report' / 'report.html'}")

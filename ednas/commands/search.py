@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from ednas.commands._common import nonnegative_int, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="latency-constrained architecture search over a supernet (Optuna)")
@@ -19,20 +21,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--table", metavar="CSV",
                    help="latency table (default: latency_tables/SPACE_cpu_PRECISION_Nt.csv)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
-    p.add_argument("--threads", type=int, help="ORT threads the table was measured at (default: the table's, or 2)")
-    p.add_argument("--trials", type=int, default=200, help="COMPLETE trials the study should hold (default 200)")
+    p.add_argument("--threads", type=positive_int, help="ORT threads the table was measured at (default: the table's, or 2)")
+    p.add_argument("--trials", type=positive_int, default=200, help="COMPLETE trials the study should hold (default 200)")
     p.add_argument("--timeout", metavar="30m", help="stop this run after a time (s, m or h); rerun to resume")
     p.add_argument("--sampler", default="tpe", choices=["tpe", "nsga2", "gp", "random"])
-    p.add_argument("--seed", type=int, help="sampler seed (one worker: the same trials.csv every run)")
+    p.add_argument("--seed", type=nonnegative_int, help="sampler seed (one worker: the same trials.csv every run)")
     p.add_argument("--storage", metavar="URL",
                    help="postgresql+psycopg://USER:PASSWORD@HOST/DB for workers on many machines, or a "
                         "journal file (default: RUN_DIR/study.journal)")
     p.add_argument("--study", metavar="NAME", help="study name (default: the RUN_DIR folder name)")
-    p.add_argument("--workers", type=int, default=1, help="local worker processes on the study (default 1)")
+    p.add_argument("--workers", type=positive_int, default=1, help="local worker processes on the study (default 1)")
     p.add_argument("--images", metavar="DIR", help="evaluation images")
     p.add_argument("--ann", metavar="JSON", help="their COCO annotations")
-    p.add_argument("--calib-images", type=int, default=64, help="images for BatchNorm recalibration (default 64)")
-    p.add_argument("--eval-images", type=int, help="images to score on (default: all the others)")
+    p.add_argument("--calib-images", type=positive_int, default=64, help="images for BatchNorm recalibration (default 64)")
+    p.add_argument("--eval-images", type=positive_int, help="images to score on (default: all the others)")
     p.add_argument("--metric", default="mAP", choices=["mAP", "AP50"])
     p.add_argument("--no-verify", action="store_true", help="skip re-measuring the front with ONNX Runtime")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder")

@@ -93,11 +93,30 @@ def _class_names(text: str) -> tuple[str, ...]:
     return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
+CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth")
+
+
+def _checkpoint_out(out: str, option: str = "--out"):
+    """The output path of a torch file, refused before any work when it cannot be written or
+    does not name a checkpoint (a `.json` or `.yml` there would be taken for something else)."""
+    from pathlib import Path
+
+    from ednas.errors import InputError
+    from ednas.io import check_output
+
+    path = check_output(out)
+    if Path(out).suffix.lower() not in CHECKPOINT_SUFFIXES:
+        raise InputError(f"{option} {out}: give a checkpoint path ending in {', '.join(CHECKPOINT_SUFFIXES)} "
+                         f"(e.g. {Path(out).with_suffix('.ckpt').name})")
+    return path
+
+
 def run_init(args: argparse.Namespace) -> int:
     from ednas.errors import InputError
     from ednas.arch.space import SearchSpace
     from ednas.supernet.init import init_supernet
 
+    _checkpoint_out(args.out)
     space = SearchSpace.load(args.space)
     names = _class_names(args.classes)
     if len(names) != space.base.num_classes:
@@ -156,31 +175,34 @@ def run_train(args: argparse.Namespace) -> int:
 def run_extract(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from ednas.io import output_set, write_yaml
     from ednas.models.checkpoint import save_checkpoint
     from ednas.supernet.evaluate import CalibImages, recalibrate
     from ednas.supernet.supernet import Supernet
 
+    out = Path(_checkpoint_out(args.out))
     supernet = Supernet.load(args.supernet)
     arch = resolve_arch(args.arch, supernet)
+    calib = CalibImages(args.images, args.calib_images) if args.images else None
     model = supernet.extract(arch)
-    if args.images:
-        recalibrate(model, CalibImages(args.images, args.calib_images).batches(arch.input_size))
-    out = Path(args.out)
-    save_checkpoint(out, model, source=str(args.supernet))
-    arch.save(out.with_suffix(".arch.yml"))
+    if calib is not None:
+        recalibrate(model, calib.batches(arch.input_size))
+    with output_set(out, out.with_suffix(".arch.yml")) as (ckpt_tmp, arch_tmp):  # one set: old or new
+        save_checkpoint(ckpt_tmp, model, source=str(args.supernet))
+        write_yaml(arch_tmp, arch.to_dict())
     print(f"{arch.hash()} ({model.num_params():,} parameters, {arch.input_size} px) -> {out} and "
           f"{out.with_suffix('.arch.yml')}")
     return 0
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from ednas.data import build_dataset, split_from_paths
+    from ednas.data import load_eval_set
     from ednas.supernet.evaluate import CalibImages, SupernetEvaluator, class_names, subset
     from ednas.supernet.supernet import Supernet
 
     supernet = Supernet.load(args.supernet)
     arch = resolve_arch(args.arch, supernet)
-    dataset = subset(build_dataset(split_from_paths(args.images, args.ann), class_names(supernet)), args.eval_images)
+    dataset = subset(load_eval_set(args.images, args.ann, class_names(supernet)), args.eval_images)
     evaluator = SupernetEvaluator(supernet, dataset, CalibImages(args.calib or args.images, args.calib_images),
                                   threads=args.threads)
     m = evaluator.metrics(arch)

@@ -33,6 +33,19 @@ from ednas.config import from_dict, load_yaml, to_dict
 from ednas.errors import ConfigError
 
 
+def _at_least(low: int, **values: int | None) -> None:
+    """Refuse a count below `low` (None: the field's "all"/"off" and allowed)."""
+    for name, value in values.items():
+        if value is not None and value < low:
+            raise ValueError(f"{name} {value} must be at least {low}")
+
+
+def _positive(**values: float | None) -> None:
+    for name, value in values.items():
+        if value is not None and not 0 < value < float("inf"):
+            raise ValueError(f"{name} {value} must be a positive number")
+
+
 @dataclass(frozen=True)
 class DataSection:
     """Where the images come from and how they are split (never the same image for training
@@ -55,6 +68,8 @@ class DataSection:
                              "e.g. --set data.images=DIR --set data.ann=JSON")
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction {self.val_fraction} must be between 0 and 1")
+        _at_least(32, size=self.size)
+        _positive(min_object=self.min_object)
 
 
 @dataclass(frozen=True)
@@ -65,8 +80,8 @@ class ProfileSection:
     table: str | None = None  # an existing table to use (default: latency_tables/, else profiled)
 
     def __post_init__(self) -> None:
-        if self.threads < 1 or self.calib_models < 3:
-            raise ValueError("threads >= 1 and calib_models >= 3 please")
+        _at_least(1, threads=self.threads)
+        _at_least(3, calib_models=self.calib_models)
 
 
 @dataclass(frozen=True)
@@ -81,16 +96,34 @@ class SupernetSection:
     distill_only: bool = False  # no detection loss (the source is the only teacher)
     teacher: bool = True  # distil from the source model (when there is one)
 
+    def __post_init__(self) -> None:
+        if self.minutes is None and self.epochs is None:
+            raise ValueError("give minutes or epochs (how long to train the supernet)")
+        _positive(minutes=self.minutes, lr=self.lr)
+        _at_least(1, epochs=self.epochs, batch_size=self.batch_size)
+        _at_least(0, fit_steps=self.fit_steps, random_subnets=self.random_subnets)
+
 
 @dataclass(frozen=True)
 class SearchSection:
     trials: int = 120
-    budget: str = "90%"  # ms, us or a share of the base architecture's predicted latency
+    # ms, us or a share of the base architecture's predicted latency ("6ms", "90%"); a bare
+    # number is accepted here only to be refused with the units it lacks
+    budget: str | float = "90%"
     sampler: Literal["tpe", "nsga2", "gp", "random"] = "tpe"
     metric: Literal["mAP", "AP50"] = "mAP"
     calib_images: int = 32  # BN recalibration images per sub-network
     eval_images: int | None = 60  # selection images each trial is scored on
     verify: bool = True  # re-measure the front with ONNX Runtime
+
+    def __post_init__(self) -> None:
+        from ednas.search.budget import BudgetError, parse_budget
+
+        _at_least(1, trials=self.trials, calib_images=self.calib_images, eval_images=self.eval_images)
+        try:
+            parse_budget(str(self.budget))  # unit, sign and range checked before any stage runs
+        except BudgetError as exc:
+            raise ValueError(str(exc).replace("--budget ", "budget ", 1)) from None
 
 
 @dataclass(frozen=True)
@@ -99,12 +132,20 @@ class ExtractSection:
     baselines: bool = True  # also carry the search's baselines (base, uniform scalings)
     calib_images: int = 64  # BN recalibration images of each extracted model
 
+    def __post_init__(self) -> None:
+        _at_least(1, top_k=self.top_k, calib_images=self.calib_images)
+
 
 @dataclass(frozen=True)
 class FinetuneSection:
     epochs: int = 0  # 0: no fine-tune
     lr: float = 0.002
     batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        _at_least(0, epochs=self.epochs)
+        _at_least(1, batch_size=self.batch_size)
+        _positive(lr=self.lr)
 
 
 @dataclass(frozen=True)
@@ -122,15 +163,24 @@ class QuantizeSection:
     calib_method: Literal["minmax", "percentile", "entropy", "mse"] | None = "percentile"
     timing_runs: int = 20  # quantize's own FP32/INT8 timing rounds (the measure stage is the one reported)
 
+    def __post_init__(self) -> None:
+        _at_least(1, num_calib=self.num_calib, timing_runs=self.timing_runs)
+
 
 @dataclass(frozen=True)
 class EvaluateSection:
     images: int | None = None  # held-out images scored (None: all of them)
 
+    def __post_init__(self) -> None:
+        _at_least(1, images=self.images)
+
 
 @dataclass(frozen=True)
 class MeasureSection:
     runs: int = 40  # interleaved rounds: every model once per round, with the base
+
+    def __post_init__(self) -> None:
+        _at_least(1, runs=self.runs)
 
 
 @dataclass(frozen=True)

@@ -150,12 +150,26 @@ def stage_profile(ctx: Context) -> tuple[dict[str, Any], list[str]]:
     path, why = table_for(ctx)
     if why is None:
         ctx.report(f"  latency table {path} fits this machine (not profiled again)")
+        _check_budget(ctx, path)
         return {"table": str(path), "profiled": False}, []
     ctx.report(f"  no usable table ({why.split(';')[0]}); profiling {space.name!r} into {path}")
     meta = profiler.profile(space, path, "cpu", cfg.precision, cfg.threads, False, cfg.calib_models, progress=False)
     ctx.report(f"  {meta.units_expected} units + {meta.calib_expected} models measured; probe {meta.probe_ms:.2f} ms")
+    _check_budget(ctx, path)
     inside = ctx.rel(path) != str(path)
     return {"table": str(path), "profiled": True}, [ctx.rel(path)] if inside else []
+
+
+def _check_budget(ctx: Context, table: Path) -> None:
+    """Refuse a budget the space cannot meet now, not after the supernet has trained."""
+    from ednas.latency import LatencyPredictor, LatencyTable
+    from ednas.search.budget import parse_budget, resolve_budget, space_floor_ms
+
+    space = _space(ctx.config)
+    predict = LatencyPredictor(LatencyTable.load(table, space.fingerprint())).predict
+    budget = resolve_budget(parse_budget(ctx.config.search.budget), predict(space.base),
+                            lambda below: space_floor_ms(space, predict, below))
+    ctx.report(f"  search budget {budget.ms:.3f} ms ({budget.text}; base {budget.base_ms:.3f} ms predicted)")
 
 
 def _profile_inputs(ctx: Context) -> list[str]:

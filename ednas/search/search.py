@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ednas.errors import InputError
+from ednas.io import check_output
 
 log = logging.getLogger(__name__)
 
@@ -94,16 +95,16 @@ def run_search(opts: SearchOptions) -> SearchResult:
 
     spec = parse_budget(opts.budget)  # a typo costs nothing: checked before anything loads
     st.check_storage_url(opts.storage)
-    for name in ("trials", "workers", "calib_images"):
-        if getattr(opts, name) < 1:
-            raise InputError(f"--{name.replace('_', '-')} {getattr(opts, name)}: give at least 1")
+    for name in ("trials", "workers", "calib_images", "threads", "eval_images"):
+        value = getattr(opts, name)
+        if value is not None and value < 1:
+            raise InputError(f"--{name.replace('_', '-')} {value}: give at least 1")
     if not Path(opts.supernet).is_file():
         raise InputError(f"--supernet {opts.supernet}: no such file (make one with `ednas supernet init`)")
     if not opts.images or not opts.ann:
         raise InputError("give --images DIR --ann JSON: the images every candidate is scored on (COCO json)")
     timeout_s = parse_duration(opts.timeout)
-    out = Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output(opts.out, folder=True)  # the folder is made only once every input was accepted
     settings = st.SearchSettings(
         supernet=str(opts.supernet), out=str(out), budget_ms=0.0, table="", trials=opts.trials,
         study=opts.study or out.resolve().name, storage=opts.storage, sampler=opts.sampler, seed=opts.seed,
@@ -118,6 +119,7 @@ def run_search(opts: SearchOptions) -> SearchResult:
     base_ms = predictor.predict(space.base)
     budget = resolve_budget(spec, base_ms, lambda below: space_floor_ms(space, predictor.predict, below))
     settings = dataclasses.replace(settings, budget_ms=budget.ms, table=str(table_path))
+    out.mkdir(parents=True, exist_ok=True)
     study = st.open_study(settings, space, st.make_sampler(opts.sampler, opts.seed))
     st.reap_stale(study)
     st.warm_start(study, space)

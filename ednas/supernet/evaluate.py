@@ -84,10 +84,10 @@ class SupernetEvaluator:
     def from_file(cls, path: str | Path, images: str | Path, ann: str | Path, calib_images: int = 64,
                   eval_images: int | None = None, metric: str = "mAP", threads: int = 1,
                   calib_dir: str | Path | None = None) -> "SupernetEvaluator":
-        from ednas.data import build_dataset, split_from_paths
+        from ednas.data import load_eval_set
 
         supernet = Supernet.load(path)
-        dataset = build_dataset(split_from_paths(str(images), str(ann)), class_names(supernet))
+        dataset = load_eval_set(str(images), str(ann), class_names(supernet))  # refused when none is found
         return cls(supernet, subset(dataset, eval_images), CalibImages(calib_dir or images, calib_images),
                    metric, threads)
 

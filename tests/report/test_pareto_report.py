@@ -18,7 +18,7 @@ import pytest
 from run_fixture import BUDGET_MS, EVIL_BASE, EVIL_GENE, EVIL_REF, EVIL_TRIAL, IMG, PWN, STUDY, make_run, read_rows
 
 from ednas.cli import main
-from ednas.errors import InputError
+from ednas.errors import InputError, OutputError
 from ednas.report.html_report import figure_dict, safe_json
 from ednas.report.pareto import build_view, format_genes, non_dominated
 from ednas.report.run_folder import load_run
@@ -132,24 +132,24 @@ def test_a_failed_write_leaves_the_previous_report_and_no_temporary_file(report,
     before = (report / "report.html").read_bytes()
     (report / "summary.md").unlink()
     (report / "summary.md").mkdir()  # a folder in the way of the last file of the set
-    with pytest.raises(InputError, match="summary.md is a folder"):
+    with pytest.raises(OutputError, match="summary.md: is a folder"):
         write_set(report, {"report.html": b"new", "summary.md": b"new"})
     assert (report / "report.html").read_bytes() == before
 
     (report / "summary.md").rmdir()
-    real_fdopen = os.fdopen
-    opened: list[int] = []
+    real_write = Path.write_bytes
+    written: list[Path] = []
 
-    def fdopen(fd: int, mode: str):  # the disk fills up at the second staged file
-        opened.append(fd)
-        if len(opened) == 2:
-            os.close(fd)
-            raise OSError(28, "No space left on device")
-        return real_fdopen(fd, mode)
+    def write_bytes(self: Path, data: bytes) -> int:  # the disk fills up at the second staged file
+        written.append(self)
+        if len(written) == 2:
+            raise OSError(28, "No space left on device", str(self))
+        return real_write(self, data)
 
-    monkeypatch.setattr("ednas.report.run_report.os.fdopen", fdopen)
-    with pytest.raises(InputError, match="No space left on device"):
+    monkeypatch.setattr(Path, "write_bytes", write_bytes)
+    with pytest.raises(OutputError, match="summary.md: no space left"):
         write_set(report, {"report.html": b"new", "summary.md": b"new"})
+    monkeypatch.undo()
     assert (report / "report.html").read_bytes() == before
     assert sorted(p.name for p in report.iterdir()) == sorted(set(REPORT_FILES) - {"summary.md"})
 
