@@ -26,7 +26,9 @@ from ednas.pipeline.runner import Context, Stage
 
 log = logging.getLogger(__name__)
 
-MODELS_COLUMNS = ["name", "parent", "variant", "map", "map_low", "map_high", "measured_ms", "path"]
+# measured_ms: raw median of the measure stage's session; ratio_to_base: its time / the base
+# architecture's time per round of that session (what the report puts on the table's scale)
+MODELS_COLUMNS = ["name", "parent", "variant", "map", "map_low", "map_high", "measured_ms", "ratio_to_base", "path"]
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -466,11 +468,12 @@ def stage_measure(ctx: Context) -> tuple[dict[str, Any], list[str]]:
     candidates = {f"{name}|{p}": str(ctx.abs(e[p])) for name, e in models.items() for p in ("fp32", "int8")}
     timing = time_models(reference, candidates, cfg.profile.threads, cfg.measure.runs)
     ms = {k: t.candidate_ms for k, t in timing.items()}
+    ratio = {k: 1 / t.speedup for k, t in timing.items()}  # median per-round time / base time
     base_ms = next(iter(timing.values())).reference_ms if timing else None
     write_json(ctx.path("measure", "latency.json"), {"threads": cfg.profile.threads, "runs": cfg.measure.runs,
-                                                     "base_ms": base_ms, "ms": ms})
+                                                     "base_ms": base_ms, "ms": ms, "ratio_to_base": ratio})
     ctx.report(f"  {len(ms)} models timed over {cfg.measure.runs} rounds with the base ({base_ms:.2f} ms)")
-    return {"ms": ms, "base_ms": base_ms}, ["measure"]
+    return {"ms": ms, "base_ms": base_ms, "ratio": ratio}, ["measure"]
 
 
 # -- models.csv / report -------------------------------------------------------------------------
@@ -478,6 +481,9 @@ def stage_models(ctx: Context) -> tuple[dict[str, Any], list[str]]:
     """RUN_DIR/search/models.csv: one row per deployed variant (see the run-folder contract)."""
     models = ctx.results["quantize"]["models"]
     scores, ms = ctx.results["evaluate"]["scores"], ctx.results["measure"]["ms"]
+    ratio = ctx.results["measure"].get("ratio")
+    if ratio is None:
+        raise InputError("the measure stage's record predates ratios to the base; run again with --from measure")
     rows = []
     for name, entry in models.items():
         variants = [("fp32" if entry["variant"] == "fp32" else "pruned", "fp32"), ("int8", "int8")]
@@ -486,7 +492,8 @@ def stage_models(ctx: Context) -> tuple[dict[str, Any], list[str]]:
             rows.append({"name": f"{name}.{precision}", "parent": entry["parent"], "variant": variant,
                          "map": f"{s['map']:.6f}", "map_low": "" if s["map_low"] is None else f"{s['map_low']:.6f}",
                          "map_high": "" if s["map_high"] is None else f"{s['map_high']:.6f}",
-                         "measured_ms": f"{ms[f'{name}|{precision}']:.4f}", "path": entry[precision]})
+                         "measured_ms": f"{ms[f'{name}|{precision}']:.4f}",
+                         "ratio_to_base": f"{ratio[f'{name}|{precision}']:.5f}", "path": entry[precision]})
     buf = io.StringIO()
     writer = csv.DictWriter(buf, MODELS_COLUMNS, lineterminator="\n")
     writer.writeheader()

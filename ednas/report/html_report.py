@@ -17,7 +17,7 @@ import statistics
 from html import escape
 from typing import Any
 
-from ednas.report.pareto import Hover, ParetoView, Row, non_dominated
+from ednas.report.pareto import SCALE_RULE, Hover, ParetoView, Row, front_line
 
 # colours (colour-blind safe where it matters: front vs INT8 vs pruned)
 C_TRIAL = "#94a3b8"
@@ -87,7 +87,7 @@ def figure_dict(view: ParetoView) -> dict[str, Any]:
         "height": 620,
         "margin": {"l": 70, "r": 20, "t": 40, "b": 60},
         "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 13, "color": "#1f2937"},
-        "xaxis": {"title": {"text": "latency (ms, lower is better)"}, "range": x_range, "zeroline": False,
+        "xaxis": {"title": {"text": "latency (ms on the latency table's scale, lower is better)"}, "range": x_range, "zeroline": False,
                   "ticksuffix": " ms", "showline": True, "linecolor": "#9ca3af", "gridcolor": "#eef0f3"},
         "yaxis": {"title": {"text": f"{_esc(view.metric)} (%, higher is better)"}, "range": y_range,
                   "zeroline": False, "showline": True, "linecolor": "#9ca3af", "gridcolor": "#eef0f3"},
@@ -141,7 +141,7 @@ def _front_traces(view: ParetoView) -> list[dict[str, Any]]:
         seg_x += [r.predicted_ms, r.ms, None]
         seg_y += [r.acc, r.acc, None]
     front = view.front
-    line_x, line_y = _staircase(_front_of(front))
+    line_x, line_y = _staircase(front_line(front))
     return [
         {"type": "scatter", "mode": "lines", "name": "predicted → measured", "x": seg_x, "y": seg_y,
          "line": {"color": C_REF, "width": 1, "dash": "dot"}, "hoverinfo": "skip", "showlegend": False,
@@ -166,13 +166,10 @@ def _variant_traces(view: ParetoView) -> tuple[list[dict[str, Any]], list[dict[s
     and an arrow from each FP32 parent to its variant."""
     traces: list[dict[str, Any]] = []
     arrows: list[dict[str, Any]] = []
-    for kind in ("fp32", "pruned", "int8"):
-        rows = [r for r in view.variants if r.kind == kind]
-        if not rows:
-            continue
+    for kind, rows in view.variants_by_kind():
         color = C_VARIANT[kind]
         if kind == "int8":  # the deployable front
-            line_x, line_y = _staircase(_front_of(rows))
+            line_x, line_y = _staircase(front_line(rows))
             traces.append({"type": "scatter", "mode": "lines", "name": "INT8 front", "x": line_x, "y": line_y,
                            "line": {"color": color, "width": 1.5, "shape": "hv", "dash": "dash"},
                            "hoverinfo": "skip", "legendgroup": kind, "showlegend": False,
@@ -253,13 +250,7 @@ def _scatter(name: str, x: list, y: list, hover: list[str], names: list[str], ma
     return trace
 
 
-def _front_of(rows: list[Row]) -> list[Row]:
-    keep = non_dominated((r.name, r.ms, r.acc) for r in rows)
-    return [r for r in rows if r.name in keep]
-
-
 def _staircase(rows: list[Row]) -> tuple[list[float], list[float]]:
-    rows = sorted(rows, key=lambda r: r.ms)
     return [r.ms for r in rows], [r.acc for r in rows]
 
 
@@ -282,14 +273,18 @@ def _hover_text(h: Hover, metric: str, note: str = "") -> str:
     lines += [f"genes: {_esc(chunk)}" if i == 0 else f"&nbsp;&nbsp;{_esc(chunk)}"
               for i, chunk in enumerate(_wrap(h.genes or "(none)", 70))]
     lat = []
+    if h.scaled_ms is not None:
+        lat.append(f"measured {h.scaled_ms:.2f} ms (table scale)")
     if h.predicted_ms is not None:
         lat.append(f"predicted {h.predicted_ms:.2f} ms")
-    if h.measured_ms is not None:
-        lat.append(f"measured {h.measured_ms:.2f} ms")
     if h.ratio is not None:
         lat.append(f"measured/predicted {h.ratio:.2f}")
     elif h.measured_ms is None and h.kind in ("pareto", "baseline"):
         lat.append("not verified")
+    if h.measured_ms is not None:
+        lat.append(f"raw median {h.measured_ms:.2f} ms")
+    if h.speedup is not None:
+        lat.append(f"{h.speedup:.2f}× the speed of its FP32 parent")
     lines.append(" · ".join(lat))
     m = _esc(metric)
     acc = []
@@ -408,13 +403,14 @@ def _subtitle(view: ParetoView) -> str:
 def _legend_note(view: ParetoView) -> str:
     return ("Faint points: every trial at its predicted latency. Filled markers: models measured with "
             "ONNX Runtime; the dotted segment leads to the latency the table predicted (hollow circle). "
-            "Arrows join each deployed variant to its FP32 parent. Click a point for its latency by block.")
+            "Arrows join each deployed variant to its FP32 parent. Click a point for its latency by block. "
+            + SCALE_RULE)
 
 
 def _table(view: ParetoView) -> str:
-    head = ["model", "kind", f"{view.metric} %", "95% CI", "meas. ms", "pred. ms", "meas/pred", "≤ budget",
-            "front", "genes"]
-    numeric = {2, 3, 4, 5, 6}
+    head = ["model", "kind", f"{view.metric} %", "95% CI", "ms (table scale)", "pred. ms", "meas/pred",
+            "raw meas. ms", "≤ budget", "front", "genes"]
+    numeric = {2, 3, 4, 5, 6, 7}
     ths = "".join(f'<th{" class=num" if i in numeric else ""}><button type="button" data-col="{i}">'
                   f"{escape(h)}</button></th>" for i, h in enumerate(head))
     body = []
@@ -424,9 +420,10 @@ def _table(view: ParetoView) -> str:
         cells = [  # (text shown, sort value, class)
             (r.name, r.name, ""), (kind, kind, ""),
             (f"{r.acc:.1f}", r.acc, "num"), (interval, r.acc_low if r.acc_low is not None else "", "num"),
-            (f"{r.measured_ms:.2f}" if r.measured_ms is not None else "", r.measured_ms or "", "num"),
+            (f"{r.scaled_ms:.2f}" if r.scaled_ms is not None else "", r.scaled_ms or "", "num"),
             (f"{r.predicted_ms:.2f}" if r.predicted_ms is not None else "", r.predicted_ms or "", "num"),
             (f"{r.ratio:.2f}" if r.ratio else "", r.ratio or "", "num"),
+            (f"{r.measured_ms:.2f}" if r.measured_ms is not None else "", r.measured_ms or "", "num"),
             ("yes" if r.under_budget else "no", int(r.under_budget), ""),
             ("✓" if r.on_front else "", int(r.on_front), ""),
             ("" if r.parent else r.genes, r.genes, "genes"),  # a variant sits under its parent's genes

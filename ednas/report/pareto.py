@@ -2,6 +2,14 @@
 (HTML, PNG, markdown): the points, the verified front, the best point under the budget, the
 one-sentence summary and the table rows. Accuracy is turned into percent here; strings stay
 raw (each renderer escapes for its own format).
+
+One latency scale (SCALE_RULE): models are timed in separate sessions (the search's
+verification, `ednas run`'s measure stage), each interleaved with the base architecture, and
+raw milliseconds of two sessions differ with the machine's load. So a measured model is placed
+at (its time / the base's time in the same session) x the base's predicted latency: the
+latency table's scale, on which the budget, the trials and the reference lines already are.
+Every speed-up is a ratio of placed latencies, i.e. of ratios to the base each measured in one
+session. Raw medians stay in the table and the hover.
 """
 
 from __future__ import annotations
@@ -14,6 +22,11 @@ from ednas.report.run_folder import FrontPoint, RunFolder, Trial, Variant
 
 _INDEXED = re.compile(r"^(.*?)(\d+)$")
 
+SCALE_RULE = ("Latency is on the latency table's scale: a measured model is placed at its time divided by the "
+              "base architecture's time in the same timing session, times the base's predicted latency, so "
+              "points timed in different sessions, the budget and the reference lines compare directly; every "
+              "speed-up is a ratio of these. Raw measured medians are listed in the table.")
+
 
 @dataclass(frozen=True)
 class Row:
@@ -24,8 +37,9 @@ class Row:
     parent: str  # the FP32 front point a variant comes from; "" for front points
     genes: str  # compact, see format_genes
     predicted_ms: float | None
-    measured_ms: float | None  # None: a front point that was not verified
-    ratio: float | None  # measured / predicted (the run's load-cancelled value when it has one)
+    measured_ms: float | None  # raw median of its timing session; None: a front point that was not verified
+    ratio: float | None  # measured / predicted, load-cancelled (front points)
+    scaled_ms: float | None  # measured, on the table's scale (see SCALE_RULE); None when not measured
     acc: float  # percent
     acc_low: float | None  # percent, 95 % interval of a variant
     acc_high: float | None
@@ -34,12 +48,12 @@ class Row:
 
     @property
     def ms(self) -> float:
-        """Where the report puts it: its measured latency, else its predicted one."""
-        return self.measured_ms if self.measured_ms is not None else self.predicted_ms  # type: ignore[return-value]
+        """Where the report puts it: its measured latency on the table's scale, else its predicted one."""
+        return self.scaled_ms if self.scaled_ms is not None else self.predicted_ms  # type: ignore[return-value]
 
     @property
     def ms_kind(self) -> str:
-        return "measured" if self.measured_ms is not None else "predicted"
+        return "measured" if self.scaled_ms is not None else "predicted"
 
 
 @dataclass(frozen=True)
@@ -50,12 +64,14 @@ class Hover:
     kind: str
     genes: str
     predicted_ms: float | None
-    measured_ms: float | None
+    measured_ms: float | None  # raw, its own session
     ratio: float | None  # measured / predicted
     acc: float | None  # percent, this point's own
     fp32_acc: float | None  # the FP32 model's (itself or its parent)
     int8_acc: float | None
-    int8_ms: float | None
+    int8_ms: float | None  # on the table's scale
+    scaled_ms: float | None = None  # measured, on the table's scale
+    speedup: float | None = None  # a variant: its FP32 parent's latency / its own (both placed)
     parent: str = ""  # the FP32 front point of a variant
     acc_low: float | None = None  # percent, 95 % interval of a variant
     acc_high: float | None = None
@@ -102,9 +118,16 @@ class ParetoView:
     def hover(self, row: Row) -> Hover:
         fp32 = self.fp32_of(row)
         int8 = self.variant_of(fp32.name if fp32 else row.name, "int8")
+        speedup = fp32.ms / row.ms if row.parent and fp32 is not None else None
         return Hover(row.name, row.kind, row.genes, row.predicted_ms, row.measured_ms, row.ratio, row.acc,
-                     fp32.acc if fp32 else None, int8.acc if int8 else None, int8.measured_ms if int8 else None,
-                     row.parent, row.acc_low, row.acc_high)
+                     fp32.acc if fp32 else None, int8.acc if int8 else None, int8.ms if int8 else None,
+                     scaled_ms=row.scaled_ms, speedup=speedup, parent=row.parent, acc_low=row.acc_low,
+                     acc_high=row.acc_high)
+
+    def variants_by_kind(self) -> list[tuple[str, list[Row]]]:
+        """(kind, rows) of each deployed-variant kind present, in VARIANTS order."""
+        return [(kind, rows) for kind in ("fp32", "pruned", "int8")
+                if (rows := [r for r in self.variants if r.kind == kind])]
 
     def trial_hover(self, t: Trial) -> Hover:
         acc = pct(t.map)
@@ -121,11 +144,20 @@ class ParetoView:
 def build_view(run: RunFolder) -> ParetoView:
     """The report's content for `run`."""
     budget = run.budget_ms
+    base_ms = run.base_predicted_ms
+
+    def scaled(p: FrontPoint) -> float | None:
+        return front_scaled_ms(p, base_ms)
+
     def ms(p: FrontPoint) -> float:
-        return p.measured_ms if p.measured_ms is not None else p.predicted_ms
+        placed = scaled(p)
+        return placed if placed is not None else p.predicted_ms
+
+    def variant_ms(v: Variant) -> float:
+        return v.ratio_to_base * base_ms  # type: ignore[operator]  (load_run checked base_ms is known)
 
     placed: list[tuple[str, float, float]] = [(p.name, ms(p), p.map) for p in run.front]
-    placed += [(v.name, v.measured_ms, v.map) for v in run.variants]
+    placed += [(v.name, variant_ms(v), v.map) for v in run.variants]
     front_names = non_dominated(placed)
 
     def under(ms: float) -> bool:
@@ -137,9 +169,9 @@ def build_view(run: RunFolder) -> ParetoView:
         by_parent.setdefault(v.parent, []).append(v)
     rows: list[Row] = []
     for p in points:
-        rows.append(_front_row(p, p.name in front_names, under(ms(p))))
+        rows.append(_front_row(p, scaled(p), p.name in front_names, under(ms(p))))
         for v in sorted(by_parent.get(p.name, []), key=lambda v: ("fp32", "pruned", "int8").index(v.variant)):
-            rows.append(_variant_row(v, p, v.name in front_names, under(v.measured_ms)))
+            rows.append(_variant_row(v, p, variant_ms(v), v.name in front_names, under(variant_ms(v))))
 
     candidates = [r for r in rows if r.kind != "baseline" and r.under_budget]
     best = max(candidates, key=lambda r: (r.acc, -r.ms)) if candidates else None
@@ -147,6 +179,23 @@ def build_view(run: RunFolder) -> ParetoView:
     base = next((r for r in baselines if r.name == "base"), baselines[0] if baselines else None)
     view = ParetoView(run, run.metric, budget, rows, best, base, "")
     return ParetoView(run, run.metric, budget, rows, best, base, _summary(view))
+
+
+def front_scaled_ms(p: FrontPoint, base_ms: float | None) -> float | None:
+    """A verified point's latency on the table's scale: (time / base time, one session) x base
+    predicted = measured_over_predicted x its predicted latency. The base itself is the unit of
+    every session, so it sits at its predicted latency by definition."""
+    if p.measured_ms is None or p.measured_over_predicted is None:
+        return None
+    if p.kind == "baseline" and p.name == "base" and base_ms is not None:
+        return base_ms
+    return p.measured_over_predicted * p.predicted_ms
+
+
+def front_line(rows: list[Row]) -> list[Row]:
+    """The non-dominated rows of `rows`, by latency: the staircase a front is drawn as."""
+    keep = non_dominated((r.name, r.ms, r.acc) for r in rows)
+    return sorted((r for r in rows if r.name in keep), key=lambda r: r.ms)
 
 
 def non_dominated(points: Iterable[tuple[str, float, float]]) -> set[str]:
@@ -180,18 +229,15 @@ def _gene_value(value: Any) -> str:
     return str(value)
 
 
-def _front_row(p: FrontPoint, on_front: bool, under: bool) -> Row:
-    ratio = p.measured_over_predicted
-    if ratio is None and p.measured_ms is not None and p.predicted_ms:
-        ratio = p.measured_ms / p.predicted_ms
-    return Row(p.name, p.kind, "", format_genes(p.genes), p.predicted_ms, p.measured_ms, ratio, 100.0 * p.map,
-               None, None, on_front, under)
+def _front_row(p: FrontPoint, scaled_ms: float | None, on_front: bool, under: bool) -> Row:
+    return Row(p.name, p.kind, "", format_genes(p.genes), p.predicted_ms, p.measured_ms, p.measured_over_predicted,
+               scaled_ms, 100.0 * p.map, None, None, on_front, under)
 
 
-def _variant_row(v: Variant, parent: FrontPoint, on_front: bool, under: bool) -> Row:
+def _variant_row(v: Variant, parent: FrontPoint, scaled_ms: float, on_front: bool, under: bool) -> Row:
     genes = format_genes(parent.genes)  # pruning keeps the genes' structure but not their widths
     genes = f"channels pruned from {genes}" if v.variant == "pruned" else genes
-    return Row(v.name, v.variant, parent.name, genes, None, v.measured_ms, None, 100.0 * v.map,
+    return Row(v.name, v.variant, parent.name, genes, None, v.measured_ms, None, scaled_ms, 100.0 * v.map,
                pct(v.map_low), pct(v.map_high), on_front, under)
 
 
@@ -214,6 +260,7 @@ def _summary(view: ParetoView) -> str:
     kind = best.kind.upper() if best.kind in ("fp32", "int8") else best.kind
     what = f"{best.name} ({kind} of {best.parent})" if best.parent else best.name
     text = f"Best under the {budget_txt}: {what}, {best.acc:.1f} {metric} at {best.ms:.2f} ms {best.ms_kind}"
+    text += " (table scale)" if best.scaled_ms is not None else ""
     if base is not None:
         delta = best.acc - base.acc
         text += (f", {base.ms / best.ms:.2f}× the speed of {base.name} "

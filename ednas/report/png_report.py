@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 
 from ednas.report.html_report import C_BASE, C_BUDGET, C_FRONT, C_REF, C_TRIAL, C_VARIANT, LABEL
-from ednas.report.pareto import ParetoView, non_dominated
+from ednas.report.pareto import ParetoView, front_line
 
 _MPL_SYMBOL = {"fp32": "s", "pruned": "^", "int8": "*"}
 
@@ -34,20 +34,15 @@ def render_png(view: ParetoView, dpi: int = 150) -> bytes:
                edgecolors=C_REF, linewidths=0.8, label="predicted latency", zorder=2)
 
     front = view.front
-    keep = non_dominated((r.name, r.ms, r.acc) for r in front)
-    line = sorted((r for r in front if r.name in keep), key=lambda r: r.ms)
+    line = front_line(front)
     ax.step([r.ms for r in line], [r.acc for r in line], where="post", color=C_FRONT, lw=2.2, zorder=3)
     ax.scatter([r.ms for r in front], [r.acc for r in front], s=46, c=C_FRONT, edgecolors="white",
                linewidths=1, label="Pareto front (FP32, measured)", zorder=4)
 
-    for kind in ("fp32", "pruned", "int8"):
-        rows = [r for r in view.variants if r.kind == kind]
-        if not rows:
-            continue
+    for kind, rows in view.variants_by_kind():
         color = C_VARIANT[kind]
         if kind == "int8":  # the deployable front
-            keep = non_dominated((r.name, r.ms, r.acc) for r in rows)
-            line = sorted((r for r in rows if r.name in keep), key=lambda r: r.ms)
+            line = front_line(rows)
             ax.step([r.ms for r in line], [r.acc for r in line], where="post", color=color, lw=1.3, ls="--",
                     zorder=3)
         for r in rows:
@@ -89,7 +84,7 @@ def render_png(view: ParetoView, dpi: int = 150) -> bytes:
     if view.budget_ms is not None:
         xs.append(view.budget_ms)
     ax.set_xlim(max(0.0, min(xs) * 0.9), max(xs) * 1.06)
-    ax.set_xlabel("latency (ms, lower is better)")
+    ax.set_xlabel("latency (ms on the latency table's scale: time / base time in one session x base predicted)")
     ax.set_ylabel(f"{view.metric} (%, higher is better)", **text)
     title = f"{view.run.search.get('study') or view.run.path.name}: {view.metric} against latency"
     ax.set_title(title, loc="left", fontsize=12, fontweight="bold", **text)

@@ -23,7 +23,7 @@ T = TypeVar("T")
 TRIAL_COLUMNS = ("number", "name", "kind", "state", "arch_hash", "genes", "predicted_ms", "map", "feasible")
 PARETO_COLUMNS = ("name", "kind", "arch_hash", "genes", "predicted_ms", "measured_ms", "measured_over_predicted", "map")
 BREAKDOWN_COLUMNS = ("name", "part", "ms")
-MODEL_COLUMNS = ("name", "parent", "variant", "map", "map_low", "map_high", "measured_ms", "path")
+MODEL_COLUMNS = ("name", "parent", "variant", "map", "map_low", "map_high", "measured_ms", "ratio_to_base", "path")
 VARIANTS = ("fp32", "pruned", "int8")
 
 
@@ -51,8 +51,10 @@ class FrontPoint:
     arch_hash: str
     genes: dict[str, Any]
     predicted_ms: float
-    measured_ms: float | None  # None: not verified (`ednas search --no-verify`)
-    measured_over_predicted: float | None  # load-cancelled check of the prediction (1.0: exact)
+    measured_ms: float | None  # None: not verified (`ednas search --no-verify`); raw median of its session
+    # (its time / the base's time, same session) / (its predicted / the base's predicted): the
+    # load-cancelled check of the prediction (1.0: exact); given whenever measured_ms is
+    measured_over_predicted: float | None
     map: float  # fraction, FP32
 
 
@@ -66,7 +68,8 @@ class Variant:
     map: float
     map_low: float | None  # 95 % bootstrap interval, fractions
     map_high: float | None
-    measured_ms: float
+    measured_ms: float  # raw median in the timing session of `ednas run`'s measure stage
+    ratio_to_base: float  # its time / the base architecture's time, per round of that same session
     path: str
 
 
@@ -88,6 +91,14 @@ class RunFolder:
     @property
     def budget_ms(self) -> float | None:
         return _opt_float(self.search.get("budget_ms"))
+
+    @property
+    def base_predicted_ms(self) -> float | None:
+        """The base architecture's predicted latency: the unit of the report's latency scale."""
+        base = _opt_float(self.search.get("base_ms"))
+        if base is None:
+            base = next((p.predicted_ms for p in self.front if p.kind == "baseline" and p.name == "base"), None)
+        return base
 
     @property
     def reference_ms(self) -> dict[str, float]:
@@ -119,9 +130,16 @@ def load_run(path: str | Path) -> RunFolder:
 
     variants: list[Variant] = []
     if (root / "models.csv").is_file():
+        if not _base_known(search, front):
+            raise InputError(f"{root / 'search.json'}: no base_ms, and pareto.csv has no 'base' row: the deployed "
+                             "models' latencies cannot be put on the table's scale (re-run the search)")
         variants = [_variant(r, w, names) for r, w in _read_csv(root / "models.csv", MODEL_COLUMNS)]
         _unique(root / "models.csv", [v.name for v in variants])
     return RunFolder(root, search, trials, front, breakdown, variants)
+
+
+def _base_known(search: dict[str, Any], front: list[FrontPoint]) -> bool:
+    return _opt_float(search.get("base_ms")) is not None or any(p.name == "base" for p in front)
 
 
 # --- files -------------------------------------------------------------------------------
@@ -192,14 +210,17 @@ def _trial(row: dict[str, str], where: str) -> Trial:
 
 
 def _front_point(row: dict[str, str], where: str) -> FrontPoint:
+    measured = _num(row, "measured_ms", where, optional=True)
+    # without the ratio a measured time has no place on the table's scale
+    ratio = _num(row, "measured_over_predicted", where, optional=measured is None)
     return FrontPoint(
         name=_text(row, "name", where),
         kind=_choice(row, "kind", where, ("pareto", "baseline")),
         arch_hash=row.get("arch_hash") or "",
         genes=_genes(row, where),
         predicted_ms=_num(row, "predicted_ms", where),
-        measured_ms=_num(row, "measured_ms", where, optional=True),
-        measured_over_predicted=_num(row, "measured_over_predicted", where, optional=True),
+        measured_ms=measured,
+        measured_over_predicted=ratio,
         map=_num(row, "map", where),
     )
 
@@ -216,6 +237,7 @@ def _variant(row: dict[str, str], where: str, parents: set[str]) -> Variant:
         map_low=_num(row, "map_low", where, optional=True),
         map_high=_num(row, "map_high", where, optional=True),
         measured_ms=_num(row, "measured_ms", where),
+        ratio_to_base=_num(row, "ratio_to_base", where),
         path=row.get("path") or "",
     )
 

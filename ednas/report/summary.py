@@ -8,7 +8,7 @@ import io
 import json
 from html import escape
 
-from ednas.report.pareto import ParetoView
+from ednas.report.pareto import SCALE_RULE, ParetoView
 from ednas.report.run_folder import VARIANTS
 
 
@@ -23,7 +23,9 @@ def render_markdown(view: ParetoView) -> str:
         "",
         f"Space `{_code(s.get('space', '?'))}`, {_md(s.get('precision', '?'))}, {_md(s.get('threads', '?'))} threads; "
         f"{sum(t.kind == 'trial' for t in view.run.trials)} trials. Latency measured with ONNX Runtime "
-        "(predicted by the latency table in brackets).",
+        "(predicted by the latency table in brackets; raw median of its timing session after the slash).",
+        "",
+        _md(SCALE_RULE),
         "",
         f"| model | kind | {m} % | latency ms | under budget | genes |",
         "|---|---|---:|---:|:---:|---|",
@@ -33,8 +35,9 @@ def render_markdown(view: ParetoView) -> str:
         kind = f"{_md(r.kind)} of {_md(r.parent)}" if r.parent else _md(r.kind)
         acc = f"{r.acc:.1f}" + (f" ({r.acc_low:.1f}–{r.acc_high:.1f})" if r.acc_low is not None
                                  and r.acc_high is not None else "")
-        ms = f"{r.measured_ms:.2f}" if r.measured_ms is not None else "not measured"
+        ms = f"{r.scaled_ms:.2f}" if r.scaled_ms is not None else "not measured"
         ms += f" ({r.predicted_ms:.2f})" if r.predicted_ms is not None else ""
+        ms += f" / {r.measured_ms:.2f}" if r.measured_ms is not None else ""
         lines.append(f"| {name} | {kind} | {acc} | {ms} | {'yes' if r.under_budget else 'no'} | "
                      f"`{_code(r.genes)}` |")
     return "\n".join(lines) + "\n"
@@ -44,19 +47,22 @@ def render_pareto_csv(view: ParetoView) -> str:
     """pareto.csv: the run's pareto.csv columns plus `<variant>_map/_map_low/_map_high/_ms` of
     each deployed variant of the row (empty when it has none)."""
     front = {p.name: p for p in view.run.front}
-    extra = [f"{v}_{c}" for v in VARIANTS for c in ("name", "map", "map_low", "map_high", "measured_ms")]
+    extra = [f"{v}_{c}" for v in VARIANTS
+             for c in ("name", "map", "map_low", "map_high", "measured_ms", "table_scale_ms")]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["name", "kind", "arch_hash", "genes", "predicted_ms", "measured_ms",
-                     "measured_over_predicted", "map", "on_front", "under_budget", *extra])
+                     "measured_over_predicted", "table_scale_ms", "map", "on_front", "under_budget", *extra])
     for r in (r for r in view.rows if not r.parent):
         p = front[r.name]
         row = [p.name, p.kind, p.arch_hash, json.dumps(p.genes), p.predicted_ms, _blank(p.measured_ms),
-               _blank(r.ratio), p.map,
+               _blank(r.ratio), _blank(r.scaled_ms), p.map,
                str(r.on_front).lower(), str(r.under_budget).lower()]
         for kind in VARIANTS:
             v = next((v for v in view.run.variants if v.parent == p.name and v.variant == kind), None)
-            row += ([v.name, v.map, _blank(v.map_low), _blank(v.map_high), v.measured_ms] if v else [""] * 5)
+            placed = next((x.scaled_ms for x in view.variants if v is not None and x.name == v.name), None)
+            row += ([v.name, v.map, _blank(v.map_low), _blank(v.map_high), v.measured_ms, _blank(placed)]
+                    if v else [""] * 6)
         writer.writerow(row)
     return buf.getvalue()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from run_fixture import BUDGET_MS, EVIL_BASE, EVIL_GENE, EVIL_REF, EVIL_TRIAL, IMG, PWN, STUDY, make_run, read_rows
+from run_fixture import BASE_MS, BUDGET_MS, EVIL_BASE, EVIL_GENE, EVIL_REF, EVIL_TRIAL, IMG, PWN, STUDY, make_run, read_rows
 
 from ednas.cli import main
 from ednas.errors import InputError, OutputError
@@ -45,12 +45,19 @@ def test_genes_are_grouped_by_index_and_booleans_shortened():
     assert format_genes(genes) == "width_row 0.5 1, kr_block 1 0, neck_width=96, input_size=320"
 
 
+def placed_ms(run_dir: Path) -> dict[str, float]:
+    """Every measured model's latency on the table's scale, from the files: verified points
+    measured/predicted x predicted, deployed variants ratio to the base x the base's predicted."""
+    out = {r["name"]: float(r["measured_over_predicted"]) * float(r["predicted_ms"])
+           for r in read_rows(run_dir / "pareto.csv") if r["kind"] == "pareto"}
+    return out | {r["name"]: float(r["ratio_to_base"]) * BASE_MS for r in read_rows(run_dir / "models.csv")}
+
+
 def test_best_point_is_the_most_accurate_measured_model_under_budget(run_dir):
     view = build_view(load_run(run_dir))
-    measured = [(r["name"], float(r["measured_ms"]), float(r["map"])) for r in read_rows(run_dir / "pareto.csv")
-                if r["kind"] == "pareto"]
-    measured += [(r["name"], float(r["measured_ms"]), float(r["map"])) for r in read_rows(run_dir / "models.csv")]
-    expected = max((m for m in measured if m[1] <= BUDGET_MS), key=lambda m: m[2])
+    ms = placed_ms(run_dir)
+    accuracy = {r["name"]: float(r["map"]) for name in ("pareto.csv", "models.csv") for r in read_rows(run_dir / name)}
+    expected = max(((n, t, accuracy[n]) for n, t in ms.items() if t <= BUDGET_MS), key=lambda m: m[2])
     assert view.best is not None and view.best.name == expected[0]
     assert view.best.acc == pytest.approx(100 * expected[2])
     assert f"{100 * expected[2]:.1f} mAP at {expected[1]:.2f} ms" in view.summary
@@ -62,13 +69,64 @@ def test_best_point_is_the_most_accurate_measured_model_under_budget(run_dir):
             assert any(r.name == row.parent for r in view.rows[:i])
 
 
+# --- one latency scale (issue 13) --------------------------------------------------------
+
+
+def test_models_timed_in_another_session_are_placed_by_their_ratio_to_the_base(run_dir):
+    """models.csv's raw times come from a session 1.6x slower than the search's verification;
+    every model is placed at (time / base time, same session) x the base's predicted latency,
+    so the speed-up is 1 / its ratio to the base, not raw base ms / raw variant ms."""
+    view = build_view(load_run(run_dir))
+    models = {r["name"]: r for r in read_rows(run_dir / "models.csv")}
+    for row in view.variants:
+        ratio = float(models[row.name]["ratio_to_base"])
+        assert row.ms == pytest.approx(ratio * BASE_MS) and row.measured_ms == float(models[row.name]["measured_ms"])
+        assert row.measured_ms / row.ms == pytest.approx(1.6, rel=0.01)  # raw ms of the other session
+    assert view.base is not None and view.base.ms == BASE_MS  # the unit of every session
+    best = view.best
+    assert best is not None and best.parent  # an INT8 model wins under the budget
+    ratio = float(models[best.name]["ratio_to_base"])
+    assert f"{1 / ratio:.2f}× the speed of base" in view.summary
+    raw_base = next(float(r["measured_ms"]) for r in read_rows(run_dir / "pareto.csv") if r["name"] == "base")
+    assert f"{raw_base / best.measured_ms:.2f}×" not in view.summary  # the two-session ratio it used to show
+
+
+def test_the_figure_puts_points_budget_and_references_on_one_scale(run_dir):
+    fig = figure_dict(build_view(load_run(run_dir)))
+    traces = {t["meta"]["source"]: t for t in fig["data"]}
+    placed = placed_ms(run_dir)
+    for source in ("pareto.csv:pareto", "models.csv:int8", "models.csv:pruned"):
+        t = traces[source]
+        assert t["x"] == pytest.approx([placed[n] for n in t["customdata"]])
+    base = traces["pareto.csv:baseline"]
+    assert base["x"][base["customdata"].index("base")] == BASE_MS
+    assert "table's scale" in fig["layout"]["xaxis"]["title"]["text"]
+
+
+def test_the_scale_rule_is_stated_in_the_page_and_the_summary(report):
+    html = (report / "report.html").read_text(encoding="utf-8")
+    md = (report / "summary.md").read_text(encoding="utf-8")
+    assert "same timing session" in html and "same timing session" in md
+    assert "raw meas. ms" in html
+
+
+def test_models_csv_without_ratios_and_measured_without_ratio_are_refused(run_dir, capsys):
+    _rewrite(run_dir / "models.csv", lambda header, rows: ([c for c in header if c != "ratio_to_base"], rows))
+    assert main(["report", str(run_dir)]) == 2
+    assert "column 'ratio_to_base' missing" in capsys.readouterr().err
+    (run_dir / "models.csv").unlink()
+    _rewrite(run_dir / "pareto.csv", lambda header, rows: (header, [{**r, "measured_over_predicted": ""} for r in rows]))
+    assert main(["report", str(run_dir)]) == 2
+    assert "'measured_over_predicted' is empty" in capsys.readouterr().err
+
+
 def test_no_point_under_budget_names_the_fastest(tmp_path):
     run = make_run(tmp_path / "run")
     search = json.loads((run / "search.json").read_text())
     search["budget_ms"] = 1.0
     (run / "search.json").write_text(json.dumps(search))
     view = build_view(load_run(run))
-    fastest = min((r for r in view.rows if r.kind != "baseline"), key=lambda r: r.measured_ms)
+    fastest = min((r for r in view.rows if r.kind != "baseline"), key=lambda r: r.ms)
     assert view.best is None
     assert view.summary.startswith("No verified model meets the 1.00 ms budget") and fastest.name in view.summary
 
@@ -119,11 +177,17 @@ def test_pareto_csv_joins_the_variants_to_their_parent(report, run_dir):
     rows = read_rows(report / "pareto.csv")
     src = read_rows(run_dir / "pareto.csv")
     models = read_rows(run_dir / "models.csv")
+    def placed(r: dict) -> float:
+        return BASE_MS if r["name"] == "base" else float(r["measured_over_predicted"]) * float(r["predicted_ms"])
+
     assert [r["name"] for r in rows] == [r["name"] for r in sorted(
-        src, key=lambda r: (r["kind"] != "pareto", float(r["measured_ms"]), r["name"]))]
+        src, key=lambda r: (r["kind"] != "pareto", placed(r), r["name"]))]
+    assert [float(r["table_scale_ms"]) for r in rows] == pytest.approx([placed(r) for r in sorted(
+        src, key=lambda r: (r["kind"] != "pareto", placed(r), r["name"]))])
     for m in models:
         row = next(r for r in rows if r["name"] == m["parent"])
         assert row[f"{m['variant']}_name"] == m["name"] and float(row[f"{m['variant']}_map"]) == float(m["map"])
+        assert float(row[f"{m['variant']}_table_scale_ms"]) == pytest.approx(float(m["ratio_to_base"]) * BASE_MS)
     assert next(r for r in rows if r["name"] == "base")["int8_name"] == ""
     assert json.loads(next(r for r in rows if r["name"] == EVIL_TRIAL)["genes"])["neck_block0"] == EVIL_GENE
 

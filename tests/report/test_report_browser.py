@@ -134,11 +134,11 @@ def test_injected_markup_is_text_and_never_runs(session):
 
 def test_table_sorts_and_breakdown_follows_the_dropdown(session, run_dir):
     page, _, errors = session
-    page.click("#models th button:text('meas. ms')")
+    page.click("#models th button:text('ms (table scale)')")
     values = page.evaluate("""() => Array.from(document.querySelectorAll("#models tbody tr"))
         .map(r => parseFloat(r.cells[4].getAttribute("data-v")))""")
     assert values == sorted(values)
-    page.click("#models th button:text('meas. ms')")
+    page.click("#models th button:text('ms (table scale)')")
     values = page.evaluate("""() => Array.from(document.querySelectorAll("#models tbody tr"))
         .map(r => parseFloat(r.cells[4].getAttribute("data-v")))""")
     assert values == sorted(values, reverse=True)
