@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 
@@ -55,44 +54,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from ednas.errors import InputError
-    from ednas.io import check_output
-    from ednas.models.checkpoint import checkpoint_arch
     from ednas.recipe import load_recipe
-    from ednas.train.datasets import build_train_set, build_val_set, with_data
-    from ednas.train.trainer import LAST, Trainer
+    from ednas.train.job import TrainOptions, train
+    from ednas.train.trainer import LAST
 
     rank = int(os.environ.get("RANK", "0"))
     if rank != 0:  # only the main process reports
         logging.getLogger().setLevel(logging.WARNING)
-    recipe = load_recipe(args.recipe)
-    overrides = {
-        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-        "workers": args.workers, "val_interval": args.val_interval,
-    }
-    train_cfg = dataclasses.replace(recipe.train, **{k: v for k, v in overrides.items() if v is not None})
-    recipe = with_data(dataclasses.replace(recipe, train=train_cfg), args.data, args.val_data)
-    out = Path(args.out or Path("runs") / recipe.name)
-    check_output(out, folder=True)
-    if (out / LAST).exists() and not args.resume:
-        raise InputError(f"{out} already holds a training run; add --resume to continue it or give another --out")
-    if args.resume and not (out / LAST).exists():
-        raise InputError(f"{out}: no {LAST} to resume from; drop --resume or give the run's --out")
-    # the network comes from the run being resumed, else from --weights (a pruned or searched
-    # model keeps its own shape), else from the recipe; input size and classes from the recipe
-    source = out / LAST if args.resume else args.weights
-    if source:
-        arch = checkpoint_arch(source)
-        arch = dataclasses.replace(arch, input_size=recipe.model.input_size, num_classes=recipe.model.num_classes)
-        if arch != recipe.model:
-            logging.getLogger(__name__).info("using the architecture of %s", source)
-        recipe = dataclasses.replace(recipe, model=arch)
-    train_set = build_train_set(recipe)
-    val_set = build_val_set(recipe)
-    trainer = Trainer(recipe, out, train_set, val_set, weights=args.weights, resume=args.resume)
-    result = trainer.fit()
+    options = TrainOptions(
+        out=args.out, data=args.data, val_data=args.val_data, weights=args.weights, resume=args.resume,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, workers=args.workers,
+        val_interval=args.val_interval,
+    )
+    result, out = train(load_recipe(args.recipe), options)
     if rank == 0:
         best = f", best mAP {100 * result.best_map:.1f} % -> {out / 'best.ckpt'}" if result.best_map is not None else ""
         print(f"trained {result.epochs} epochs ({result.steps} steps){best}; state in {out / LAST}")
