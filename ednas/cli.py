@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     command = "ednas"
-    parser = None
+    parser = args = None
     try:
         parser = build_parser()
         # positionals may follow options (`infer RECIPE --weights W IMG...`): hand the leftovers
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         return _fail(exc.prog, "error", str(exc), EXIT_USER_ERROR, debug)
     except EdnasError as exc:
-        return _fail(command, "error", as_flags(str(exc), exc.arguments, parser, command), EXIT_USER_ERROR, debug)
+        return _fail(command, "error", as_flags(str(exc), parser, args), EXIT_USER_ERROR, debug)
     except OSError as exc:
         return _fail(command, "error", describe_os_error(exc), EXIT_USER_ERROR, debug)
     except KeyboardInterrupt:
@@ -118,25 +118,24 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(command, "internal error", f"{message} (rerun with --debug for the traceback)", EXIT_BUG, debug)
 
 
-def as_flags(message: str, arguments: tuple[str, ...], parser: argparse.ArgumentParser | None,
-             command: str) -> str:
-    """The library's message with each named argument (`max_drop`) shown as the command's flag
-    (`--max-drop`): its first occurrence as a word (not a possessive like "recipe's"); names the
-    command has no flag for stay as they are."""
-    sub = _subparser(parser, command.removeprefix("ednas ")) if arguments else None
+def as_flags(message: str, parser: argparse.ArgumentParser | None, args: argparse.Namespace | None) -> str:
+    """The library's message with each argument it names in backticks (`max_drop`) shown as
+    the command's flag (--max-drop) or positional (RECIPE); other backticked words stay."""
+    sub = _command_parser(parser, args) if "`" in message else None
     if sub is None:
         return message
-    flags = {a.dest: max(a.option_strings, key=len) for a in sub._actions if a.option_strings}
-    for name in arguments:
-        if name in flags:
-            message = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w'-])", flags[name], message, count=1)
-    return message
+    shown = {a.dest: max(a.option_strings, key=len) if a.option_strings else (a.metavar or a.dest.upper())
+             for a in sub._actions if isinstance(a.metavar, (str, type(None)))}
+    return re.sub(r"`(\w+)`", lambda m: shown.get(m.group(1), m.group(0)), message)
 
 
-def _subparser(parser: argparse.ArgumentParser | None, name: str) -> argparse.ArgumentParser | None:
-    for action in parser._actions if parser is not None else ():
-        if isinstance(action, argparse._SubParsersAction):
-            return action.choices.get(name)
+def _command_parser(parser: argparse.ArgumentParser | None, args: argparse.Namespace | None):
+    """The (sub-)sub-parser that parsed `args` (`ednas data synth` -> synth's parser)."""
+    while parser is not None and args is not None:
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not actions:
+            return parser
+        parser = actions[0].choices.get(getattr(args, actions[0].dest, None) or "")
     return None
 
 

@@ -69,7 +69,7 @@ class WeightChoice:
 def int8_weights(target: str = "auto", info: CpuInfo | None = None) -> WeightChoice:
     """The weight format for `target` (auto: this machine's flags)."""
     if target not in TARGETS:
-        raise InputError(f"--target-cpu {target!r} is not one of {', '.join(TARGETS)}")
+        raise InputError(f"`target_cpu` {target!r} is not one of {', '.join(TARGETS)}")
     source = "stated by --target-cpu"
     if target == "auto":
         info = info or cpu_info()

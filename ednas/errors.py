@@ -7,12 +7,8 @@ import errno
 class EdnasError(Exception):
     """Base class for errors caused by user input (paths, recipes, models, budgets).
 
-    `arguments`: the names of the library arguments the message mentions (e.g. "max_drop"),
-    which the CLI shows as the flags the user typed (`--max-drop`)."""
-
-    def __init__(self, *args: object, arguments: tuple[str, ...] = ()) -> None:
-        super().__init__(*args)
-        self.arguments = tuple(arguments)
+    A message names a library argument in backticks (`max_drop`); the CLI shows it as the
+    flag the user typed (`--max-drop`)."""
 
 
 class ConfigError(EdnasError):

@@ -82,13 +82,13 @@ def test_usage_errors_are_one_line(capsys):
 
 
 def test_library_argument_names_show_as_flags(monkeypatch, capsys):
-    """A library error names its argument (`input_size`); the CLI shows the flag the user typed."""
+    """A library error names its argument in backticks (`input_size`); the CLI shows the flag or
+    positional the user typed."""
     def fail():
-        raise InputError("input_size 33: give a multiple of 32 (the input_size of the recipe is 320)",
-                         arguments=("input_size",))
+        raise InputError("`input_size` 33: give a multiple of 32 (the input_size of `recipe` is 320, `x` stays)")
 
     _run_as_flops(monkeypatch, fail)
     assert main(["flops", "x"]) == 2
     err = capsys.readouterr().err
     assert err == ("ednas flops: error: --input-size 33: give a multiple of 32 "
-                   "(the input_size of the recipe is 320)\n"), err
+                   "(the input_size of RECIPE is 320, `x` stays)\n"), err

@@ -40,5 +40,5 @@ def test_missing_cpuinfo_means_no_vnni(tmp_path: Path) -> None:
 
 
 def test_unknown_target() -> None:
-    with pytest.raises(InputError, match="--target-cpu 'arm'"):
+    with pytest.raises(InputError, match="`target_cpu` 'arm'"):
         int8_weights("arm")

@@ -55,14 +55,14 @@ def generate(
     """Write `num_images` images and their train/val COCO annotations under `out`; object
     diameters are log-uniform between `min_object` px and half the shorter image side."""
     if num_images < 1:
-        raise InputError(f"--images {num_images}: give at least 1 image")
+        raise InputError(f"`images` {num_images}: give at least 1 image")
     if not 0 <= val_fraction < 1:
-        raise InputError(f"--val-fraction {val_fraction}: must be in [0, 1)")
+        raise InputError(f"`val_fraction` {val_fraction}: must be in [0, 1)")
     if size < 32:
-        raise InputError(f"--size {size}: must be at least 32 pixels")
+        raise InputError(f"`size` {size}: must be at least 32 pixels")
     largest = MAX_OBJECT_FRACTION * MIN_HEIGHT_FRACTION * size  # the largest object of the flattest image
     if not 1 <= min_object < largest:
-        raise InputError(f"--min-object {min_object:g}: must be at least 1 and below {largest:g} px for --size {size}")
+        raise InputError(f"`min_object` {min_object:g}: must be at least 1 and below {largest:g} px for `size` {size}")
     out = Path(out)
     images_dir, ann_dir = out / "images", out / "annotations"
     images_dir.mkdir(parents=True, exist_ok=True)

@@ -248,7 +248,7 @@ def convert(src: str | Path, out: str | Path) -> Conversion:
     if not src.is_file():
         raise InputError(f"{src}: no such file (give the checkpoint to convert)")
     if out.resolve() == src.resolve():
-        raise InputError(f"--out {out}: give a new path; the original stays until the copy is checked")
+        raise InputError(f"`out` {out}: give a new path; the original stays until the copy is checked")
     ran_pickle = False
     try:
         obj = _load_with_numpy(src)

@@ -236,17 +236,17 @@ def import_onnx(model: Detector, path: str | Path) -> None:
         if i >= len(nodes):
             raise ModelMismatchError(
                 f"{path}: the ONNX graph ends before layer {slot.name} ({slot.describe()}); "
-                "it is a smaller model than the recipe's: check recipe", arguments=("recipe",)
+                "it is a smaller model than the recipe's: check `recipe`"
             )
         if not _matches(slot, nodes[i]):
             raise ModelMismatchError(
                 f"{path}: layer {slot.name} expects {slot.describe()} but ONNX node {nodes[i].name} "
-                f"is {nodes[i].describe()}: the graph does not match this architecture (check recipe)", arguments=("recipe",)
+                f"is {nodes[i].describe()}: the graph does not match the recipe (check `recipe`)"
             )
     if len(nodes) > len(slots):
         raise ModelMismatchError(
             f"{path}: the ONNX graph has {len(nodes) - len(slots)} more conv/BN layers than the recipe's "
-            f"model (first: {nodes[len(slots)].name}); check recipe", arguments=("recipe",)
+            f"model (first: {nodes[len(slots)].name}); check `recipe`"
         )
     # gates last: a gate's BN scale is recovered from its depthwise kernel, loaded before it
     for slot, node in sorted(zip(slots, nodes), key=lambda pair: pair[0].kind == "kr_gate"):

@@ -99,7 +99,7 @@ def build_train_set(recipe: Recipe) -> Any:
     from ednas.data.transforms import TorchDetectionDataset, TrainTransform
 
     if not has_split(recipe.data.train):
-        raise InputError(f"recipe {recipe.name}: no training data; give --data DIR or set data.train")
+        raise InputError(f"recipe {recipe.name}: no training data; give `data` (a folder or json) or set data.train")
     dataset = build_dataset(recipe.data.train, recipe.class_names)
     if len(dataset) == 0:
         raise InputError(f"{recipe.data.train.ann}: no readable training images")

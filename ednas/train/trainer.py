@@ -87,7 +87,7 @@ class Trainer:
         if cfg.batch_size % self.env.world_size:
             raise EdnasError(
                 f"batch size {cfg.batch_size} is not divisible by the {self.env.world_size} processes; "
-                "give --batch-size a multiple of the process count"
+                "give `batch_size` a multiple of the process count"
             )
         if collate_fn is None:
             from ednas.data.transforms import collate as collate_fn
@@ -277,10 +277,10 @@ class Trainer:
     def resume(self, path: Path) -> None:
         """Restore the whole training state from `path` (a last.ckpt)."""
         if not path.is_file():
-            raise InputError(f"{path}: nothing to resume (no last.ckpt in the output folder; drop --resume)")
+            raise InputError(f"{path}: nothing to resume (no last.ckpt in the output folder; drop `resume`)")
         ckpt = read_checkpoint(path, what="training state")
         if "optimizer" not in ckpt:
-            raise InputError(f"{path}: not a training checkpoint (no optimizer state); use --weights instead")
+            raise InputError(f"{path}: not a training checkpoint (no optimizer state); use `weights` instead")
         load_state(self.model, ckpt["model"], str(path))
         self.ema.load_state_dict(ckpt["ema"])
         self.optimizer.load_state_dict(ckpt["optimizer"])

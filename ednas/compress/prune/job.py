@@ -21,9 +21,6 @@ from ednas.errors import InputError
 log = logging.getLogger(__name__)
 
 
-_TARGET = ("target_latency",)
-
-
 @dataclass(frozen=True)
 class Target:
     """A parsed latency target: `kind` "ms" (absolute, on this machine now) or "relative"
@@ -54,17 +51,16 @@ class PruneOptions:
     def check(self) -> None:
         """Refuse inconsistent options before any work."""
         if (self.target is None) == (self.ratio is None):
-            raise InputError("give exactly one of target_latency and ratio", arguments=("target_latency", "ratio"))
+            raise InputError("give exactly one of `target_latency` and `ratio`")
         if self.ratio is not None and not 0 < self.ratio < 1:
-            raise InputError(f"ratio {self.ratio}: give a fraction between 0 and 1", arguments=("ratio",))
+            raise InputError(f"`ratio` {self.ratio}: give a fraction between 0 and 1")
         if self.finetune_epochs and not self.data:
-            raise InputError("finetune_epochs needs data (the training images)",
-                             arguments=("finetune_epochs", "data"))
+            raise InputError("`finetune_epochs` needs `data` (the training images)")
         if bool(self.images) != bool(self.ann):
-            raise InputError("give both images and ann, or neither", arguments=("images", "ann"))
+            raise InputError("give both `images` and `ann`, or neither")
         if Path(self.out).suffix in (".yml", ".yaml", ".json"):
-            raise InputError(f"out {self.out}: give the checkpoint path (e.g. pruned.ckpt); "
-                             "the .arch.yml and .json go beside it", arguments=("out",))
+            raise InputError(f"`out` {self.out}: give the checkpoint path (e.g. pruned.ckpt); "
+                             "the .arch.yml and .json go beside it")
 
 
 @dataclass(frozen=True)
@@ -80,16 +76,16 @@ def parse_target(text: str) -> Target:
     be below the unpruned model (under 100 %) and above 0; an absolute one above 0."""
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|%|x)?\s*", text)
     if not m:
-        raise InputError(f"target_latency {text!r}: write e.g. 8ms or 75%", arguments=_TARGET)
+        raise InputError(f"`target_latency` {text!r}: write e.g. 8ms or 75%")
     value, unit = float(m.group(1)), m.group(2) or "ms"
     if value <= 0:
-        raise InputError(f"target_latency {text}: must be above 0", arguments=_TARGET)
+        raise InputError(f"`target_latency` {text}: must be above 0")
     if unit == "ms":
         return Target("ms", value, text)
     relative = value / 100 if unit == "%" else value
     if relative >= 1:
-        raise InputError(f"target_latency {text}: pruning only makes a model faster; give less than 100% "
-                         "(or 1x) of the unpruned latency, e.g. 75%", arguments=_TARGET)
+        raise InputError(f"`target_latency` {text}: pruning only makes a model faster; give less than 100% "
+                         "(or 1x) of the unpruned latency, e.g. 75%")
     return Target("relative", relative, text)
 
 
@@ -183,13 +179,14 @@ def _choose_cut(base: ArchSpec, measured, options: PruneOptions, work: Path) -> 
     if rel > goal * 1.02:
         if ratio >= 0.9:
             raise PruningError(
-                f"target_latency {target.text} is out of reach: removing 90% of every width "
-                f"still runs at {rel:.2f}x the unpruned model (target {goal:.2f}x); raise the target",
-                arguments=_TARGET)
+                f"`target_latency` {target.text} is out of reach: removing 90% of every width "
+                f"still runs at {rel:.2f}x the unpruned model (target {goal:.2f}x); raise the target"
+            )
         raise PruningError(
-            f"target_latency {target.text}: the closest candidate measured {rel:.3f}x "
+            f"`target_latency` {target.text}: the closest candidate measured {rel:.3f}x "
             f"(target {goal:.3f}x) at ratio {ratio:.3f}; timings may be disturbed by other load, "
-            f"retry on a quiet machine or give ratio {ratio + 0.02:.2f}", arguments=("target_latency", "ratio"))
+            f"retry on a quiet machine or give `ratio` {ratio + 0.02:.2f}"
+        )
     return ratio, target_arch, goal
 
 

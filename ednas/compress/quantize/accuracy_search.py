@@ -220,8 +220,8 @@ def search(builder: Builder, fp32: PerImageAP, folds: Sequence[Fold], shipped: F
     found = f"best held-out drop {best.value:.2f} points (95% CI {best.low:.2f} to {best.high:.2f})"
     if needed is not None:
         raise AccuracyBoundError(
-            f"--max-drop {max_drop:g} cannot be shown on {best.images} annotated images: {found}; about "
-            f"{needed} images would show it (the interval narrows as 1/sqrt(n)); give more --images, or "
-            f"--max-drop {np.ceil(best.high * 10) / 10:g} to accept this interval")
-    raise AccuracyBoundError(f"--max-drop {max_drop:g}: not reachable; {found}; raise --max-drop or add "
+            f"`max_drop` {max_drop:g} cannot be shown on {best.images} annotated images: {found}; about "
+            f"{needed} images would show it (the interval narrows as 1/sqrt(n)); give more `images`, or "
+            f"`max_drop` {np.ceil(best.high * 10) / 10:g} to accept this interval")
+    raise AccuracyBoundError(f"`max_drop` {max_drop:g}: not reachable; {found}; raise `max_drop` or add "
                              "calibration images")

@@ -68,8 +68,8 @@ def require_inc() -> None:
             __import__(module)
         except ImportError as exc:
             raise BackendUnavailableError(
-                f"--backend inc needs Intel Neural Compressor's PyTorch route ({exc.name or module} is not "
-                f"installed): {INSTALL}, and give --recipe (the architecture of the ONNX)"
+                f"`backend` inc needs Intel Neural Compressor's PyTorch route ({exc.name or module} is not "
+                f"installed): {INSTALL}, and give `recipe` (the architecture of the ONNX)"
             ) from None
 
 
@@ -107,7 +107,7 @@ def quantize_inc(
     AccuracyBoundError when no trial is."""
     require_inc()
     if method not in ACT_ALGOS:
-        raise InputError(f"--calib-method {method!r}: --backend inc supports {', '.join(ACT_ALGOS)}")
+        raise InputError(f"`calib_method` {method!r}: `backend` inc supports {', '.join(ACT_ALGOS)}")
     import torch
     from neural_compressor.torch.export import export
     from neural_compressor.torch.quantization import StaticQuantConfig, TuningConfig, autotune, convert, prepare
@@ -132,7 +132,7 @@ def quantize_inc(
             q_model = convert(prepared)
         else:
             if not fp32_map or fp32_map <= 0:
-                raise AccuracyBoundError("FP32 mAP is 0 on --images: INC's relative loss bound is undefined")
+                raise AccuracyBoundError("FP32 mAP is 0 on `images`: INC's relative loss bound is undefined")
             scores: list[float] = []
 
             def score(model: Any) -> float:
@@ -148,9 +148,9 @@ def quantize_inc(
             result.torch_baseline, result.torch_trials = scores[0], scores[1:]
             if q_model is None:
                 raise AccuracyBoundError(
-                    f"--max-drop {max_drop:g}: INC found no INT8 model within the bound (torch mAP of its "
+                    f"`max_drop` {max_drop:g}: INC found no INT8 model within the bound (torch mAP of its "
                     f"trials {', '.join(f'{s:.4f}' for s in scores[1:])} vs FP32 {scores[0]:.4f}); "
-                    "raise --max-drop or use --backend ort"
+                    "raise `max_drop` or use `backend` ort"
                 )
         log.info("exporting the INT8 module to ONNX (dynamo exporter)")
         export_int8(q_model, example, contract, result.path)

@@ -86,26 +86,26 @@ def _check(config: QuantizeConfig, images: object, ann: object) -> QuantizeConfi
     from ednas.cpu import TARGETS
 
     if config.backend not in BACKENDS:
-        raise InputError(f"--backend {config.backend!r} is not one of {', '.join(BACKENDS)}")
+        raise InputError(f"`backend` {config.backend!r} is not one of {', '.join(BACKENDS)}")
     config = replace(config, calib_method=config.calib_method or DEFAULT_METHOD[config.backend])
     if config.calib_method not in calib.METHODS:
-        raise InputError(f"--calib-method {config.calib_method!r} is not one of {', '.join(calib.METHODS)}")
+        raise InputError(f"`calib_method` {config.calib_method!r} is not one of {', '.join(calib.METHODS)}")
     if (images is None) != (ann is None):
-        raise InputError("accuracy-aware mode needs both --images and --ann")
+        raise InputError("accuracy-aware mode needs both `images` and `ann`")
     if config.num_calib < 1:
-        raise InputError(f"--num-calib {config.num_calib}: give at least 1 image")
+        raise InputError(f"`num_calib` {config.num_calib}: give at least 1 image")
     if not config.max_drop >= 0:
-        raise InputError(f"--max-drop {config.max_drop:g}: give the allowed mAP drop in points, >= 0 (e.g. 0.5)")
+        raise InputError(f"`max_drop` {config.max_drop:g}: give the allowed mAP drop in points, >= 0 (e.g. 0.5)")
     if config.folds < 2:
-        raise InputError(f"--folds {config.folds}: give at least 2 (one fold chooses, the other checks)")
+        raise InputError(f"`folds` {config.folds}: give at least 2 (one fold chooses, the other checks)")
     if config.target_cpu not in TARGETS:
-        raise InputError(f"--target-cpu {config.target_cpu!r} is not one of {', '.join(TARGETS)}")
+        raise InputError(f"`target_cpu` {config.target_cpu!r} is not one of {', '.join(TARGETS)}")
     if config.backend == "inc":
         from ednas.compress.quantize.inc_backend import require_inc
 
         if not config.recipe:
-            raise InputError("--backend inc needs --recipe NAME, the architecture the ONNX was exported "
-                             "from (e.g. enhanced_nanodet_s); or use --backend ort, which reads the ONNX alone")
+            raise InputError("`backend` inc needs `recipe` NAME, the architecture the ONNX was exported "
+                             "from (e.g. enhanced_nanodet_s); or use `backend` ort, which reads the ONNX alone")
         require_inc()
     return config
 
@@ -131,7 +131,7 @@ def _folds(dataset: Any, image_ids: list[int], files: list[Path], k: int) -> tup
     for f in range(k):
         use = tuple(j for j, c in enumerate(calib_fold) if c != f)
         if not use or (fold_of == f).sum() < 1 or (fold_of != f).sum() < 1:
-            raise InputError(f"--folds {k}: too few images ({len(image_ids)} annotated, {len(files)} calibration) "
+            raise InputError(f"`folds` {k}: too few images ({len(image_ids)} annotated, {len(files)} calibration) "
                              f"to calibrate, choose and check on separate images; give more images or fewer folds")
         folds.append(Fold(use, fold_of != f, fold_of == f))
     everything = np.ones(len(image_ids), bool)
@@ -218,9 +218,9 @@ def _inc_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: A
     drop = paired_drop(fp32, [int8], [np.ones(fp32.num_images, bool)])
     if drop.high > config.max_drop:
         raise AccuracyBoundError(
-            f"--max-drop {config.max_drop:g}: not shown with --backend inc; its INT8 ONNX drops {drop.value:.2f} "
+            f"`max_drop` {config.max_drop:g}: not shown with `backend` inc; its INT8 ONNX drops {drop.value:.2f} "
             f"points (95% CI {drop.low:.2f} to {drop.high:.2f}, mAP {int8.map():.4f} vs FP32 {fp32_map:.4f}); "
-            "raise --max-drop or use --backend ort"
+            "raise `max_drop` or use `backend` ort"
         )
     facts.update(fp32_map=fp32_map, int8_map=int8.map(), drop_points=drop.value, drop_ci95=[drop.low, drop.high],
                  inc_torch_maps={"fp32": result.torch_baseline, "trials": result.torch_trials})

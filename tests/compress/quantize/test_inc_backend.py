@@ -61,7 +61,7 @@ def _config(recipe: Path | None) -> QuantizeConfig:
 def test_missing_extra_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "neural_compressor.torch.quantization", None)  # import fails
     out = tmp_path / "x.onnx"
-    with pytest.raises(BackendUnavailableError, match=r"pip install 'ednas\[inc\]'.*--recipe") as exc:
+    with pytest.raises(BackendUnavailableError, match=r"pip install 'ednas\[inc\]'.*`recipe`") as exc:
         quantize(tmp_path / "m.onnx", tmp_path, out, config=_config(tmp_path / "r.yml"))
     assert "\n" not in str(exc.value) and not out.exists()
 
@@ -77,7 +77,7 @@ def test_needs_recipe(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
 def test_rejects_ort_only_calibration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(inc_mod, "require_inc", lambda: None)  # the check comes before INC is used
     inputs = np.zeros((1, 3, SIZE, SIZE), np.float32)
-    with pytest.raises(InputError, match="--backend inc supports minmax, entropy"):
+    with pytest.raises(InputError, match="`backend` inc supports minmax, entropy"):
         inc_mod.quantize_inc(tmp_path / "m.onnx", "enhanced_nanodet_s", inputs, None, tmp_path, "percentile")
 
 

@@ -182,7 +182,7 @@ def test_already_int8_model(tiny: Path, calib_dir: Path, tmp_path: Path) -> None
 
 
 def test_negative_max_drop(tiny: Path, calib_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="--max-drop -0.5"):
+    with pytest.raises(InputError, match="`max_drop` -0.5"):
         quantize(tiny, calib_dir, tmp_path / "x.onnx", "imgs", "ann.json", config=replace(FAST, max_drop=-0.5))
 
 
