@@ -90,19 +90,36 @@ def set_bn_affine(bn: nn.BatchNorm2d, scale: torch.Tensor, shift: torch.Tensor) 
     bn.bias.copy_(shift)
 
 
+RECALIBRATION_PIXELS = 64 * 320 * 320  # image pixels per forward pass (64 images at 320 px)
+
+
 @torch.no_grad()
-def recalibrate_batchnorms(model: nn.Module, batches: Iterable[torch.Tensor]) -> None:
-    """Re-estimate every BatchNorm's running statistics on `batches` (cumulative average),
-    keeping its learned scale and shift."""
+def recalibrate_batchnorms(model: nn.Module, batches: Iterable[torch.Tensor],
+                           max_pixels: int = RECALIBRATION_PIXELS) -> None:
+    """Re-estimate every BatchNorm's running statistics on the images of `batches`, keeping its
+    learned scale and shift.
+
+    The images go through in as few train-mode passes as possible (`max_pixels` each), not
+    batch by batch: in one pass every BN normalises with the statistics of the whole set and
+    records exactly those, so each layer's statistics are measured on the inputs it will see in
+    eval mode. Averaging over small batches instead misses the spread between batch means and
+    feeds later layers inputs normalised by each batch's own statistics; on the released
+    Enhanced NanoDet_s (statistics restored on 64 images) batches of 16 cost 1.5 mAP on held-out
+    COCO images, one pass of 64 costs 0.35."""
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    images = list(batches)
+    if not bns or not images:
+        return
+    images = torch.cat(images) if len(images) > 1 else images[0]
     momenta = [bn.momentum for bn in bns]
     for bn in bns:
         bn.reset_running_stats()
-        bn.momentum = None  # cumulative moving average over all batches
+        bn.momentum = None  # cumulative average over the passes
     model.train()
+    per_pass = max(2, max_pixels // (images.shape[-2] * images.shape[-1]))
     try:
-        for batch in batches:
-            model(batch)
+        for start in range(0, len(images), per_pass):
+            model(images[start:start + per_pass])
     finally:
         for bn, momentum in zip(bns, momenta):
             bn.momentum = momentum

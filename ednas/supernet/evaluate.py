@@ -33,15 +33,15 @@ class CalibImages:
         from ednas.compress.quantize.calibration import list_images
 
         self.files = list_images(folder, count)
-        self._cache: dict[int, list[torch.Tensor]] = {}
+        self._cache: dict[tuple[int, int], list[torch.Tensor]] = {}
 
     def batches(self, size: int, batch: int = 16) -> list[torch.Tensor]:
-        if size not in self._cache:
+        if (size, batch) not in self._cache:
             from ednas.compress.quantize.calibration import load_batch
 
-            self._cache[size] = [torch.from_numpy(load_batch(self.files[i:i + batch], size))
+            self._cache[size, batch] = [torch.from_numpy(load_batch(self.files[i:i + batch], size))
                                  for i in range(0, len(self.files), batch)]
-        return self._cache[size]
+        return self._cache[size, batch]
 
 
 @torch.no_grad()
