@@ -410,7 +410,7 @@ def stage_evaluate(ctx: Context) -> tuple[dict[str, Any], list[str]]:
     """FP32 and INT8 accuracy of every model on the held-out images, with 95 % bootstrap intervals."""
     from ednas.arch import ArchSpec
     from ednas.data import build_dataset, split_from_paths
-    from ednas.eval.bootstrap import evaluate_with_interval
+    from ednas.eval.coco_eval import evaluate_model
     from ednas.eval.predictors import OnnxPredictor
     from ednas.supernet.evaluate import subset
 
@@ -434,8 +434,8 @@ def stage_evaluate(ctx: Context) -> tuple[dict[str, Any], list[str]]:
                 scores[f"{name}|{precision}"] = cached[tag]
                 continue
             dataset = subset(build_dataset(split_from_paths(images, ann), names), cfg.evaluate.images)
-            m = evaluate_with_interval(OnnxPredictor(path, cfg.profile.threads), dataset, names, progress=False,
-                                       strides=arch.strides, reg_max=arch.head.reg_max)
+            m = evaluate_model(OnnxPredictor(path, cfg.profile.threads), dataset, arch=arch, interval=True,
+                               progress=False)
             est = m["mAP_interval"]
             # the basic bootstrap interval may leave [0, 1] near the ends; mAP cannot
             low, high = ((min(max(est.low / 100, 0.0), 1.0), min(max(est.high / 100, 0.0), 1.0))

@@ -16,8 +16,7 @@ import torch
 from ednas.arch import ArchSpec
 from ednas.data.dataset import DetectionDataset
 from ednas.errors import InputError
-from ednas.eval.coco_eval import evaluate, torch_threads
-from ednas.eval.predictors import TorchPredictor
+from ednas.eval.coco_eval import evaluate_model, torch_threads
 from ednas.models.detector import Detector
 from ednas.models.layers import recalibrate_batchnorms
 from ednas.supernet.supernet import Supernet
@@ -102,8 +101,7 @@ class SupernetEvaluator:
         if key not in self.cache:
             model = self.subnet(arch)
             with torch_threads(self.threads):
-                result = evaluate(TorchPredictor(model), self.dataset, self.dataset.class_names,
-                                  strides=arch.strides, reg_max=arch.head.reg_max, progress=False)
+                result = evaluate_model(model, self.dataset, arch=arch, progress=False)
             self.cache[key] = result
         return self.cache[key]
 

@@ -109,3 +109,29 @@ def test_released_onnx_reproduces_the_reference(coco128, released_onnx):
     result = evaluate(OnnxPredictor(released_onnx), _coco128_subset(coco128, 128), progress=False)
     assert result["mAP"] == pytest.approx(0.363, abs=0.003)
     assert result["AP50"] == pytest.approx(0.513, abs=0.003)
+
+
+def test_evaluate_model_takes_the_settings_of_the_architecture(boxes_set):
+    """evaluate_model = evaluate with strides/reg_max from the architecture (the predictor's
+    own, given, or the recipe's) and pre-processing from the recipe; with `interval`, plus the
+    bootstrap interval."""
+    import dataclasses
+
+    from ednas.arch.zoo import get_arch
+    from ednas.eval.coco_eval import evaluate_model
+    from ednas.recipe import DataConfig, Recipe
+
+    ds = CocoDataset(*boxes_set)
+    base = get_arch("enhanced_nanodet_s")
+    arch = dataclasses.replace(base, head=dataclasses.replace(base.head, reg_max=REG_MAX), input_size=64)
+    assert arch.strides == tuple(STRIDES)
+    def oracle() -> OraclePredictor:  # answers each image once
+        return OraclePredictor(ds, 64, drop_last_box=True)
+
+    expected = evaluate(oracle(), ds, strides=STRIDES, reg_max=REG_MAX, progress=False)
+    assert evaluate_model(oracle(), ds, arch=arch, progress=False)["mAP"] == expected["mAP"]
+    recipe = Recipe("r", arch.replace(num_classes=3), DataConfig(class_names=("a", "b", "c")))
+    result = evaluate_model(oracle(), ds, recipe, interval=True, progress=False)
+    assert result["mAP"] == expected["mAP"] and result["mAP_interval"].images == 4
+    with pytest.raises(ValueError, match="give arch"):
+        evaluate_model(oracle(), ds)
