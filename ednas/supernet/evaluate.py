@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import torch
 
 from ednas.arch import ArchSpec
+from ednas.compress.quantize.calibration import CalibImages  # noqa: F401  (where the supernet commands find it)
 from ednas.data.dataset import DetectionDataset
 from ednas.errors import InputError
 from ednas.eval.coco_eval import evaluate_model, torch_threads
@@ -23,24 +24,6 @@ from ednas.supernet.supernet import Supernet
 
 log = logging.getLogger(__name__)
 METRIC_KEYS = ("mAP", "AP50")
-
-
-class CalibImages:
-    """Unlabeled images for BN recalibration, decoded once, pre-processed per input size."""
-
-    def __init__(self, folder: str | Path, count: int) -> None:
-        from ednas.compress.quantize.calibration import list_images
-
-        self.files = list_images(folder, count)
-        self._cache: dict[tuple[int, int], list[torch.Tensor]] = {}
-
-    def batches(self, size: int, batch: int = 16) -> list[torch.Tensor]:
-        if (size, batch) not in self._cache:
-            from ednas.compress.quantize.calibration import load_batch
-
-            self._cache[size, batch] = [torch.from_numpy(load_batch(self.files[i:i + batch], size))
-                                 for i in range(0, len(self.files), batch)]
-        return self._cache[size, batch]
 
 
 @torch.no_grad()

@@ -190,22 +190,22 @@ def _choose_cut(base: ArchSpec, measured, options: PruneOptions, work: Path) -> 
     return ratio, target_arch, goal
 
 
-def _calibration_batches(folder: str | None, size: int, images: int = 64, batch: int = 16):
-    """Pre-processed batches (N, 3, S, S) of up to `images` images of `folder` (None: no folder)."""
+def _calibration_batches(folder: str | None, size: int, images: int = 64) -> list[Any] | None:
+    """Batches (N, 3, S, S) of up to `images` images of `folder` for BatchNorm recalibration
+    (None: no folder); a last batch of one image joins the one before (BatchNorm cannot use it)."""
     if not folder:
         return None
+    from ednas.compress.quantize.calibration import CalibImages
+
+    calib = CalibImages(folder, images)
+    if len(calib.files) < 2:
+        raise InputError(f"{folder}: BatchNorm recalibration needs at least 2 images, found {len(calib.files)}")
     import torch
 
-    from ednas.compress.quantize.calibration import list_images, load_batch
-
-    files = list_images(folder, images)
-    if len(files) < 2:
-        raise InputError(f"{folder}: BatchNorm recalibration needs at least 2 images, found {len(files)}")
-    starts = list(range(0, len(files), batch))
-    if len(files) - starts[-1] == 1:  # a last batch of one image: BatchNorm cannot use it
-        starts.pop()
-    ends = starts[1:] + [len(files)]
-    return [torch.from_numpy(load_batch(files[a:b], size)) for a, b in zip(starts, ends)]
+    batches = list(calib.batches(size))
+    if len(batches[-1]) == 1:
+        batches[-2:] = [torch.cat(batches[-2:])]
+    return batches
 
 
 def _macs(arch: ArchSpec) -> float:

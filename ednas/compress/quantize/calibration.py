@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import onnx
@@ -59,6 +59,24 @@ def list_images(folder: str | Path, limit: int | None = None) -> list[Path]:
 def load_batch(files: Sequence[Path], size: int) -> np.ndarray:
     """(N, 3, size, size) float32 network inputs, pre-processed as the model expects."""
     return np.concatenate([preprocess(f, size)[0] for f in files])
+
+
+class CalibImages:
+    """Unlabeled images for BatchNorm recalibration (pruning, supernet sub-networks): up to
+    `count` evenly spaced images of `folder`, pre-processed once per input size and batch,
+    as torch batches (N, 3, S, S)."""
+
+    def __init__(self, folder: str | Path, count: int) -> None:
+        self.files = list_images(folder, count)
+        self._cache: dict[tuple[int, int], list[Any]] = {}
+
+    def batches(self, size: int, batch: int = 16) -> list[Any]:
+        if (size, batch) not in self._cache:
+            import torch
+
+            self._cache[size, batch] = [torch.from_numpy(load_batch(self.files[i:i + batch], size))
+                                        for i in range(0, len(self.files), batch)]
+        return self._cache[size, batch]
 
 
 def load_decodable(files: Sequence[Path], size: int, folder: str | Path) -> tuple[np.ndarray, list[Path]]:
