@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 from ednas.cli import main
+from tests.conftest import load_test_module
 
 OLD = b"old output\n"
 OLD_NAMES = ("out.onnx", "out.ckpt", "out.arch.yml", "out.json", "cam.png", "a.jpg")
@@ -543,18 +544,6 @@ def _make_inputs(d: Path) -> None:
     _make_search_inputs(d, arch)
 
 
-def _load_test_module(name: str, path: Path):
-    """A helper module of another test folder (its fixtures made in code), by file path."""
-    import importlib.util
-    import sys
-
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    return module
-
-
 def _make_search_inputs(d: Path, tiny) -> None:
     """A supernet of a two-gene space of 3 classes at 64 px with a made-up latency table, a
     pipeline file around it, and search run folders (one good, one per kind of damage)."""
@@ -562,8 +551,8 @@ def _make_search_inputs(d: Path, tiny) -> None:
     from ednas.supernet.init import init_supernet
 
     tests = Path(__file__).resolve().parent
-    search_fixtures = _load_test_module("sweep_search_fixtures", tests / "search" / "conftest.py")
-    run_fixture = _load_test_module("sweep_run_fixture", tests / "report" / "run_fixture.py")
+    search_fixtures = load_test_module("search_fixtures", tests / "search" / "conftest.py")
+    run_fixture = load_test_module("report_run_fixture", tests / "report" / "run_fixture.py")
     base = dataclasses.replace(search_fixtures.TINY_BASE, num_classes=3, input_size=64)
     base.save(d / "space_base.arch.yml")
     base.replace(num_classes=4).save(d / "other_classes.arch.yml")

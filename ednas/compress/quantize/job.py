@@ -10,19 +10,23 @@ neither calibrated nor chose the model that was checked on them, with a paired b
 95% interval; the shipped model's drop on the images that chose it is kept apart
 (`in_sample_drop_points`). Weight bits follow the target CPU (ednas.cpu).
 
-Nothing is written unless every step succeeds: the model is built in a temporary folder,
-its contract (input/output names and shapes) is checked, then it and the summary are moved
-into place.
+Nothing is written unless every step succeeds: the model is built in a scratch folder
+(`ednas.io.scratch_dir`, which also holds ONNX Runtime's own temporary files, so a killed run
+leaves nothing behind in the temp dir), its contract (input/output names and shapes) is
+checked, then it and the summary are committed as one set (`ednas.io.output_set`): a kill
+leaves the old model and summary or the new ones, never one of each.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -32,6 +36,7 @@ from ednas.onnx_runtime import load_onnx
 from ednas.compress.quantize.plain import DEFAULT_METHOD as PLAIN_METHOD
 from ednas.compress.quantize.timing import time_pair
 from ednas.errors import InputError
+from ednas.io import output_set, scratch_dir
 
 log = logging.getLogger(__name__)
 
@@ -247,8 +252,8 @@ def quantize(
     inputs, files = calib.load_decodable(files, contract.input_size, calib_dir)
     dataset, evaluate = _evaluator(images, ann, config.threads) if images is not None else (None, None)
 
-    with tempfile.TemporaryDirectory(prefix="ednas-quantize-") as tmp:
-        work = Path(tmp)
+    json_path = out.with_suffix(".json")
+    with scratch_dir("quantize") as work, _temp_files_in(work):
         path, facts = BUILDERS[config.backend](model, model_path, contract, inputs, evaluate, work, config,
                                                methods, files, dataset)
         summary: dict[str, Any] = {"model": str(model_path), "backend": config.backend, "config": asdict(config)}
@@ -260,9 +265,20 @@ def quantize(
         timing = time_pair(model_path, path, config.threads, config.timing_runs)
         summary["latency"] = asdict(timing)
         summary["speedup"] = timing.speedup
-        qmodel.save_atomic(path, out)
-        json_path = out.with_suffix(".json")
-        (work / "summary.json").write_text(json.dumps(summary, indent=2))
-        qmodel.save_atomic(work / "summary.json", json_path)
+        with output_set(out, json_path) as (model_tmp, json_tmp):
+            shutil.copyfile(path, model_tmp)
+            json_tmp.write_text(json.dumps(summary, indent=2))
     log.info("wrote %s and %s", out, json_path)
     return summary
+
+
+@contextlib.contextmanager
+def _temp_files_in(folder: Path) -> Iterator[None]:
+    """Point Python's temp dir at `folder` for the block: the ONNX Runtime quantizer makes its
+    own temporary folders, which a kill -9 would otherwise leave in $TMPDIR for good."""
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(folder)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved
