@@ -242,8 +242,6 @@ def stage_supernet_train(ctx: Context) -> tuple[dict[str, Any], list[str]]:
 # -- search --------------------------------------------------------------------------------------
 def stage_search(ctx: Context) -> tuple[dict[str, Any], list[str]]:
     """`ednas search` on the selection images; its study journal makes a killed search resume."""
-    import argparse
-
     from ednas.search.search import SearchOptions, run_search
 
     cfg, sc = ctx.config, ctx.config.search

@@ -9,7 +9,6 @@ import base64
 import csv
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 

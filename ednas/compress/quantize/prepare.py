@@ -8,8 +8,6 @@ are converted with `onnx.version_converter` first.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,23 +137,3 @@ def check_contract(path: str | Path, expected: Contract) -> None:
         raise ModelMismatchError(f"{path}: quantized model changed the contract ({got} != {expected})")
 
 
-def save_atomic(model: onnx.ModelProto | Path, path: str | Path) -> Path:
-    """Write a model (or copy a file: a model, its summary) to `path` without leaving a
-    half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; a model file is for sharing
-    try:
-        if isinstance(model, onnx.ModelProto):
-            onnx.save(model, tmp)
-        else:
-            Path(tmp).write_bytes(Path(model).read_bytes())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
