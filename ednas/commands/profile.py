@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
     p.add_argument("--spin", action="store_true",
                    help="let ORT worker threads spin-wait (its default; off here: robust on shared machines)")
+    p.add_argument("--remeasure-noisy", action="store_true",
+                   help="time again the rows of an existing table that other work on the machine spoiled "
+                        "(median over 1.5x its fastest runs), keeping the steadier timing, and refit")
     p.add_argument("--calib-models", type=calib_count, default=48, metavar="K",
                    help="whole models for calibration (default 48)")
     p.add_argument("--out", metavar="PATH",
@@ -73,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if args.validate is not None:
         return _validate(args, space, table)
     meta = profiler.profile(space, table, args.device, args.precision, args.threads, args.spin,
-                            args.calib_models)
+                            args.calib_models, remeasure_noisy=args.remeasure_noisy)
     c = meta.calibration
     from ednas.latency.target import LatencyTarget
 
