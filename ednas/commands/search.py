@@ -55,12 +55,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"{result.done}/{result.target} trials complete ({result.evaluated} evaluated, the rest over budget "
           f"or duplicates); Pareto front {result.front} points; budget {result.budget_ms:.3f} ms "
           f"(base {result.base_ms:.3f} ms predicted)")
-    print(f"{'name':<16}{'kind':<10}{'pred ms':>9}{'meas ms':>9}{'meas/pred':>10}{args.metric:>9}")
+    print(f"{'name':<16}{'kind':<10}{'pred ms':>9}{'meas ms':>9}{'meas/pred':>10}{args.metric + ' %':>9}")
     for r in result.rows:
         print(f"{r.name:<16}{r.kind:<10}{r.predicted_ms:>9.3f}"
               f"{r.measured_ms if r.measured_ms is not None else nan:>9.3f}"
               f"{r.measured_over_predicted if r.measured_over_predicted is not None else nan:>10.3f}"
-              f"{r.map if r.map is not None else nan:>9.4f}{'  <- best within budget' if r.best else ''}")
+              f"{100 * r.map if r.map is not None else nan:>9.1f}{'  <- best within budget' if r.best else ''}")
     for name, ms in result.reference_ms.items():
         print(f"{name:<16}{'reference':<10}{ms:>9.3f}  (measured, on the table's scale)")
     print(f"wrote {result.out}/trials.csv, pareto.csv, breakdown.csv, pareto/*.arch.yml, search.json")

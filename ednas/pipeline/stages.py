@@ -66,6 +66,14 @@ def _load_model(ctx: Context, entry: dict[str, Any]):
     return model.eval()
 
 
+def _terminal() -> bool:
+    """A progress bar inside a long stage (profiling, supernet training) only for a person at a
+    terminal: in a log the stage lines and their ETA are the progress."""
+    import sys
+
+    return sys.stderr.isatty()
+
+
 def _class_names(cfg: PipelineConfig) -> tuple[str, ...]:
     return tuple(_recipe(cfg).class_names)
 
@@ -155,7 +163,8 @@ def stage_profile(ctx: Context) -> tuple[dict[str, Any], list[str]]:
         _check_budget(ctx, path)
         return {"table": str(path), "profiled": False}, []
     ctx.report(f"  no usable table ({why.split(';')[0]}); profiling {space.name!r} into {path}")
-    meta = profiler.profile(space, path, "cpu", cfg.precision, cfg.threads, False, cfg.calib_models, progress=False)
+    meta = profiler.profile(space, path, "cpu", cfg.precision, cfg.threads, False, cfg.calib_models,
+                            progress=_terminal())
     ctx.report(f"  {meta.units_expected} units + {meta.calib_expected} models measured; probe {meta.probe_ms:.2f} ms")
     _check_budget(ctx, path)
     inside = ctx.rel(path) != str(path)
@@ -231,7 +240,7 @@ def stage_supernet_train(ctx: Context) -> tuple[dict[str, Any], list[str]]:
                              lr=sc.lr, batch_size=sc.batch_size, det_weight=0.0 if sc.distill_only else 1.0,
                              save_every=10, seed=cfg.seed)
     torch.manual_seed(cfg.seed)
-    trainer = SupernetTrainer(supernet, path, recipe, build_train_set(recipe), tc, teacher, progress=False)
+    trainer = SupernetTrainer(supernet, path, recipe, build_train_set(recipe), tc, teacher, progress=_terminal())
     if trainer.resume():
         ctx.report(f"  resumed supernet training at step {trainer.step}")
     result = trainer.fit()

@@ -406,7 +406,7 @@ class Progress:
     eta_s: float | None
 
     def line(self) -> str:
-        best = f"{self.best:.4f}" if self.best is not None else "-"
+        best = f"{100 * self.best:.1f}" if self.best is not None else "-"  # percent, one decimal
         eta = f"{self.eta_s / 60:.1f} min" if self.eta_s is not None else "-"
         return f"{self.done}/{self.target} trials, best feasible accuracy {best}, Pareto {self.front}, ETA {eta}"
 
@@ -461,7 +461,7 @@ def run_worker(settings: SearchSettings, worker: int = 0, evaluator: Evaluator |
         if t is not None and not t.user_attrs.get("surplus"):
             what = ("over budget" if t.user_attrs.get("evaluated") is False and "map" not in t.user_attrs
                     else f"duplicate of {t.user_attrs['duplicate_of']}" if "duplicate_of" in t.user_attrs
-                    else f"accuracy {t.user_attrs['map']:.4f}" if "map" in t.user_attrs else t.state.name)
+                    else f"accuracy {100 * t.user_attrs['map']:.1f}" if "map" in t.user_attrs else t.state.name)
             log.info("worker %d trial %d (%.2f ms, %s): %s", worker, t.number,
                      t.user_attrs.get("predicted_ms", float("nan")), what,
                      progress(last, settings.trials, settings.budget_ms, done0, t0).line())

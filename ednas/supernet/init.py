@@ -23,6 +23,7 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from ednas.arch import ArchSpec
 from ednas.errors import InputError
@@ -184,7 +185,7 @@ def fit_other_blocks(supernet: Supernet, teacher: Detector, batches: list[torch.
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
         pairs = feats[name]
         scale = sum(y[:, src[valid]].pow(2).mean() for _, y in pairs) / len(pairs)
-        for step in range(steps):
+        for step in tqdm(range(steps), desc=f"fitting {name} ({other})", unit="step", leave=False, disable=None):
             x, y = pairs[step % len(pairs)]
             k = (step // len(pairs)) * FIT_BATCH % len(x)  # a few images a step: cheap on a CPU
             x, y = x[k:k + FIT_BATCH], y[k:k + FIT_BATCH]

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import onnx
+from tqdm import tqdm
 
 from ednas.data.preprocess import preprocess
 from ednas.errors import InputError
@@ -164,14 +165,16 @@ def collect_group_stats(model_path: str | Path, inputs: Inputs, groups: Sequence
 
     lows: dict[str, list[float]] = {}
     highs: dict[str, list[float]] = {}
-    for values in run():
+    # two passes over the images (ranges, then histograms in them): minutes for 128 images at 416 px
+    for values in tqdm(run(), total=len(inputs), desc="calibration 1/2", unit="img", leave=False, disable=None):
         for n, v in values.items():
             lows.setdefault(n, []).append(float(v.min()))
             highs.setdefault(n, []).append(float(v.max()))
     spans = {n: _span(min(lows[n]), max(highs[n])) for n in lows}
     members = [set(g) for g in groups]
     hists = [{n: np.zeros(NUM_BINS, np.int64) for n in lows} for _ in groups]
-    for i, values in enumerate(run()):
+    for i, values in enumerate(tqdm(run(), total=len(inputs), desc="calibration 2/2", unit="img", leave=False,
+                                    disable=None)):
         for n, v in values.items():
             h = np.histogram(v, NUM_BINS, spans[n])[0]
             for g, member in enumerate(members):
