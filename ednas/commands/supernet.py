@@ -204,7 +204,7 @@ def run_eval(args: argparse.Namespace) -> int:
     arch = resolve_arch(args.arch, supernet)
     dataset = subset(load_eval_set(args.images, args.ann, class_names(supernet)), args.eval_images)
     evaluator = SupernetEvaluator(supernet, dataset, CalibImages(args.calib or args.images, args.calib_images),
-                                  threads=args.threads)
+                                  threads=args.threads, progress=True)
     m = evaluator.metrics(arch)
     print(f"{arch.hash()} on {m['images']} images: mAP {100 * m['mAP']:.1f}  AP50 {100 * m['AP50']:.1f}  "
           f"AP75 {100 * m['AP75']:.1f}")

@@ -46,7 +46,9 @@ class SupernetEvaluator:
     """`evaluator(arch)` -> accuracy (fraction, `metric`) of sub-network `arch`."""
 
     def __init__(self, supernet: Supernet, dataset: DetectionDataset, calib: CalibImages,
-                 metric: str = "mAP", threads: int = 1) -> None:
+                 metric: str = "mAP", threads: int = 1, progress: bool = False) -> None:
+        """`progress`: an evaluation progress bar (one scoring from the command line; the
+        search's many scorings report per trial instead)."""
         if metric not in METRIC_KEYS:
             raise InputError(f"metric {metric!r}: choose one of {', '.join(METRIC_KEYS)}")
         if len(dataset) == 0:
@@ -56,6 +58,7 @@ class SupernetEvaluator:
         self.calib = calib
         self.metric = metric
         self.threads = threads
+        self.progress = progress
         self.cache: dict[str, dict[str, Any]] = {}
 
     @property
@@ -84,7 +87,7 @@ class SupernetEvaluator:
         if key not in self.cache:
             model = self.subnet(arch)
             with torch_threads(self.threads):
-                result = evaluate_model(model, self.dataset, arch=arch, progress=False)
+                result = evaluate_model(model, self.dataset, arch=arch, progress=self.progress)
             self.cache[key] = result
         return self.cache[key]
 
