@@ -130,16 +130,18 @@ def calib_items(calib: dict[str, ArchSpec], precision: Precision) -> list[Item]:
     return [(k, CALIB_KIND, lambda p, a=a: export_arch(a, p, precision)) for k, a in calib.items()]
 
 
-# A row whose median is over NOISY x its fast end (p10) was timed while other work held the CPU
-# for most of its pairs (a 2-thread session stalls whenever one of its threads is descheduled),
-# and its ratio to the probe can be off several-fold; it is timed up to RETRIES more times and
-# the steadiest timing is kept.
+# A row whose median is over NOISY x its fast end (p10), or whose probe median is over NOISY x
+# the probe's usual one, was timed while other work held the CPU for most of its pairs (a
+# 2-thread session stalls whenever one of its threads is descheduled), and its ratio to the
+# probe can be off several-fold; it is timed up to RETRIES more times and the steadiest kept.
 NOISY = 1.5
 RETRIES = 2
 
 
-def spread(row: dict[str, Any]) -> float:
-    return row["median_ms"] / max(row["p10_ms"], 1e-9)
+def spread(row: dict[str, Any], probe_ms: float | None = None) -> float:
+    """How far contention pushed a row: its median over its p10, or its probe's median over
+    the usual `probe_ms`, whichever is larger (1.0: undisturbed)."""
+    return max(row["median_ms"] / max(row["p10_ms"], 1e-9), row["probe_ms"] / probe_ms if probe_ms else 0.0)
 
 
 # -- local profiling ---------------------------------------------------------------------------
@@ -177,13 +179,14 @@ def _remeasure(out: Path, items: list[Item], threads: int, spin: bool, progress:
                timing: dict[str, Any] | None) -> None:
     """Time again the rows of `out` that are noisy; keep each one's steadier timing."""
     rows = {r["key"]: r for r in runner.read_rows(out)}
-    todo = [item for item in items if item[0] in rows and spread(rows[item[0]]) > NOISY]
+    usual = statistics.median(r["probe_ms"] for r in rows.values()) if rows else None
+    todo = [item for item in items if item[0] in rows and spread(rows[item[0]], usual) > NOISY]
     log.info("%s: timing %d noisy rows again", out, len(todo))
     with scratch_dir("remeasure") as work:
         again = work / "again.csv"
         measure(todo, again, threads, spin, progress, timing)
         for row in runner.read_rows(again):
-            if spread(row) < spread(rows[row["key"]]):
+            if spread(row, usual) < spread(rows[row["key"]], usual):
                 rows[row["key"]] = row
     _rewrite(out, rows.values())
 
@@ -203,17 +206,20 @@ def _measure(todo: list[Item], work: Path, probe: runner.Timed,
              threads: int, spin: bool, out: Path, progress: bool, timing: dict[str, Any]) -> None:
     from tqdm import tqdm
 
+    probes: list[float] = []  # probe medians so far: the usual one is their median
     with runner.RowWriter(out) as writer:
         for key, kind, make in tqdm(todo, desc="profiling", unit="unit", disable=not progress, smoothing=0.05):
             path = make(work / "item.onnx")
             repeats = timing or (runner.MODEL_TIMING if kind == CALIB_KIND else {})
             timed = runner.Timed(path, threads, spin)
+            usual = statistics.median(probes) if len(probes) >= 5 else None
             stats = runner.time_pair(timed, probe, **repeats)
             for _ in range(RETRIES):
-                if spread(stats) <= NOISY:
+                if spread(stats, usual) <= NOISY:
                     break
                 again = runner.time_pair(timed, probe, **repeats)
-                stats = again if spread(again) < spread(stats) else stats
+                stats = again if spread(again, usual) < spread(stats, usual) else stats
+            probes.append(stats["probe_ms"])
             writer.write({"key": key, "kind": kind, **stats})
             path.unlink()
 
