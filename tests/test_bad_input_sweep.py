@@ -1,6 +1,7 @@
 """Bad input and faults, over every command: each case must end with exit code 2, exactly one
-line on stderr (no traceback), every destination unchanged and no temporary file or folder
-left behind, in the destination or in the system temp dir (issue 15).
+line on stderr (no traceback; at most one warning logged before it, never one per image),
+every destination unchanged and no temporary file or folder left behind, in the destination
+or in the system temp dir (issue 15).
 
 One row per case: (id, command line, text the message must contain). Placeholders:
 {d} the fixture folder (tiny model, images, recipes), {o} a fresh destination folder holding
@@ -13,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -381,7 +383,7 @@ CASES: list[tuple[str, str, str]] = [
 
 
 @pytest.mark.parametrize("case, command, expect", CASES, ids=[c[0] for c in CASES])
-def test_bad_input(case: str, command: str, expect: str, env, tmp_path, capsys, fake_timing, monkeypatch) -> None:
+def test_bad_input(case: str, command: str, expect: str, env, tmp_path, capsys, caplog, fake_timing, monkeypatch) -> None:
     private_tmp = tmp_path / "tmp"  # the system temp dir for this case alone: no other run's folders
     private_tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
@@ -398,7 +400,12 @@ def test_bad_input(case: str, command: str, expect: str, env, tmp_path, capsys, 
     before = [_snapshot(p) for p in watched]
     scratch_before = _scratch_entries()
 
+    caplog.set_level(logging.WARNING)
     code = main(argv)
+    # ednas' own warnings go to stderr too: at most one, about work that ran before the failure
+    # (never one line per image or file)
+    warned = [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warned) <= 1, warned
 
     err = _without_progress_bars(capsys.readouterr().err)
     assert code == 2, f"exit code {code}, stderr: {err}"

@@ -66,7 +66,10 @@ class DetectionDataset:
             if rec.path.is_file():
                 self.records.append(rec)
             else:
-                self._skip(rec.path, "missing")
+                self.skipped.append((rec.path, "missing"))
+        if self.skipped and self.records:  # one line, not one per image; none found: the caller refuses the set
+            log.warning("skipping %d of %d annotated images: missing (e.g. %s)", len(self.skipped),
+                        len(self.skipped) + len(self.records), self.skipped[0][0])
 
     def __len__(self) -> int:
         return len(self.records)
