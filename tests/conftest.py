@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -33,14 +30,3 @@ def coco128() -> Path:
     """The coco-train128 folder with images/ and annotations/instances_train128.json (EDNAS_TEST_COCO)."""
     return _env_path("EDNAS_TEST_COCO", "the coco-train128 folder")
 
-
-def load_test_module(name: str, path: Path) -> ModuleType:
-    """A helper module of another test folder (fixtures made in code) by file path, under
-    `name`: each folder's `conftest` would otherwise shadow the others'."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    return module

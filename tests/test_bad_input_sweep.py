@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from ednas.cli import main
-from tests.conftest import load_test_module
+from fixture_modules import load_test_module
 
 OLD = b"old output\n"
 OLD_NAMES = ("out.onnx", "out.ckpt", "out.arch.yml", "out.json", "cam.png", "a.jpg")

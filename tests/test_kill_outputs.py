@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import load_test_module
+from fixture_modules import load_test_module
 
 pytestmark = pytest.mark.slow
 
