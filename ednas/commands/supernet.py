@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ednas.commands._common import positive_float, positive_int, nonnegative_int
 
@@ -96,11 +97,9 @@ def _class_names(text: str) -> tuple[str, ...]:
 CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth")
 
 
-def _checkpoint_out(out: str, option: str = "--out"):
+def _checkpoint_out(out: str, option: str = "--out") -> Path:
     """The output path of a torch file, refused before any work when it cannot be written or
     does not name a checkpoint (a `.json` or `.yml` there would be taken for something else)."""
-    from pathlib import Path
-
     from ednas.errors import InputError
     from ednas.io import check_output
 
@@ -173,14 +172,12 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_extract(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ednas.io import output_set, write_yaml
     from ednas.models.checkpoint import save_checkpoint
     from ednas.supernet.evaluate import CalibImages, recalibrate
     from ednas.supernet.supernet import Supernet
 
-    out = Path(_checkpoint_out(args.out))
+    out = _checkpoint_out(args.out)
     supernet = Supernet.load(args.supernet)
     arch = resolve_arch(args.arch, supernet)
     calib = CalibImages(args.images, args.calib_images) if args.images else None
