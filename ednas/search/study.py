@@ -156,16 +156,72 @@ def _password(url: str) -> str | None:
 
 
 def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
-    """A multi-objective sampler that honours trial constraints."""
+    """A multi-objective sampler that honours trial constraints; with a seed, its draws for a
+    trial depend on the finished trials only (HistorySeeded), so a resumed study proposes what
+    an uninterrupted one would have."""
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    raise StudyError(f"--sampler {name!r}: choose one of {', '.join(SAMPLERS)}")
+        sampler: optuna.samplers.BaseSampler = optuna.samplers.TPESampler(seed=seed)
+    elif name == "nsga2":
+        sampler = optuna.samplers.NSGAIISampler(seed=seed)
+    elif name == "gp":
+        sampler = optuna.samplers.GPSampler(seed=seed)
+    elif name == "random":
+        sampler = optuna.samplers.RandomSampler(seed=seed)
+    else:
+        raise StudyError(f"--sampler {name!r}: choose one of {', '.join(SAMPLERS)}")
+    return sampler if seed is None else HistorySeeded(sampler, seed)
+
+
+def history_seed(seed: int | None, study: optuna.Study, salt: str = "") -> int:
+    """A seed made of `seed` and the number of finished trials: the same for the same history,
+    however many draws this process made before and whatever number the trial got (a trial
+    retried after a kill gets a new number, but the history it follows is the same)."""
+    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    return int(hashlib.sha256(f"{seed}:{done}:{salt}".encode()).hexdigest()[:8], 16)
+
+
+class HistorySeeded(optuna.samplers.BaseSampler):
+    """Wraps a seeded sampler and re-seeds its random states (its own and its sub-samplers')
+    before every trial from `history_seed`. Optuna's samplers draw from one stream per process,
+    so after a restart an unwrapped sampler would start that stream over and propose
+    differently from the uninterrupted run."""
+
+    def __init__(self, inner: optuna.samplers.BaseSampler, seed: int) -> None:
+        self.inner, self.seed = inner, seed
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        _reseed(self.inner, history_seed(self.seed, study))
+        self.inner.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
+        return self.inner.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, Any]) -> dict[str, Any]:
+        return self.inner.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: Any) -> Any:
+        return self.inner.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
+                    values: Any) -> None:
+        self.inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.inner.reseed_rng()
+
+
+def _reseed(sampler: object, seed: int, depth: int = 0) -> None:
+    """Seed every numpy RandomState held by `sampler` (Optuna keeps them as `_rng.rng`) and,
+    recursively, by the samplers it delegates to."""
+    import numpy as np
+
+    for k, value in enumerate(sorted(vars(sampler).items())):
+        held = value[1]
+        if isinstance(getattr(held, "rng", None), np.random.RandomState):
+            held.rng.seed((seed + k) % 2**32)
+        elif isinstance(held, optuna.samplers.BaseSampler) and depth < 4:
+            _reseed(held, (seed * 31 + k) % 2**32, depth + 1)
 
 
 def open_study(settings: SearchSettings, space: SearchSpace, sampler: optuna.samplers.BaseSampler,
@@ -298,13 +354,13 @@ class Objective:
     def _enqueue_neighbour(self, trial: optuna.Trial) -> None:
         """A sampler that proposes a known architecture is stuck (TPE's early, peaked kernels
         do this): queue a random one-gene neighbour of it as the next trial. Seeded by the
-        trial number, so a one-worker run stays reproducible."""
+        finished trials (history_seed), so a one-worker run stays reproducible, resumed or not."""
         trials = trial.study.get_trials(deepcopy=False)
         done = sum(t.state == TrialState.COMPLETE for t in trials)
         running = sum(t.state == TrialState.RUNNING and owner_alive(t) for t in trials)  # this one too
         if done + running >= self.target:
             return  # the study ends with the trials already running: nothing would take it
-        rng = random.Random(f"{self.seed}:{trial.number}")
+        rng = random.Random(history_seed(self.seed, trial.study, "neighbour"))
         params = dict(trial.params)
         name = rng.choice(sorted(params))
         options = [c for c in trial.distributions[name].choices if c != params[name]]  # type: ignore[attr-defined]
