@@ -28,25 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def load_arch(spec: str):
-    """An ArchSpec from an ARCH.yml (a mapping with `backbone`) or anything load_recipe takes."""
-    from ednas.arch import ArchSpec
-    from ednas.config import load_yaml
-    from ednas.recipe import load_recipe
-
-    path = Path(spec)
-    if path.suffix in (".yml", ".yaml") and path.is_file():
-        data = load_yaml(path)
-        if isinstance(data, dict) and "backbone" in data and "model" not in data:
-            return ArchSpec.load(path)
-    return load_recipe(spec).model
-
-
 def run(args: argparse.Namespace) -> int:
     from ednas.errors import InputError
     from ednas.latency import LatencyPredictor, LatencyTable, default_table
     from ednas.latency.extra import extra_paths, measure_missing, missing_units
     from ednas.latency.target import target_for
+    from ednas.recipe import load_arch
 
     arch = load_arch(args.model)
     if args.input_size:

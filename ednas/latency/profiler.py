@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from ednas import __version__
+from ednas import __version__, onnx_runtime
 from ednas.arch import ArchSpec
 from ednas.config import to_dict
 from ednas.errors import InputError
@@ -314,6 +314,7 @@ def write_bundle(space: SearchSpace, bundle: Path, precision: Precision = "fp32"
         items.append({"key": key, "kind": kind, "file": rel})
     export_probe(bundle / "probe.onnx")
     shutil.copyfile(runner.__file__, bundle / "runner.py")
+    shutil.copyfile(onnx_runtime.__file__, bundle / "onnx_runtime.py")  # the runner's ORT helpers
     manifest = {"threads": threads, "spin": spin, "probe": "probe.onnx", "timing": timing, "items": items,
                 "meta": to_dict(meta)}
     (bundle / "manifest.json").write_text(json.dumps(manifest, indent=1))

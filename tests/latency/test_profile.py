@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from ednas.latency import LatencyPredictor, LatencyTable, runner
@@ -30,6 +33,9 @@ def test_bundle_import_round_trip(tiny_space, tmp_path, fast) -> None:
     n = profiler.write_bundle(tiny_space, bundle, calib_models=2, progress=False, timing=fast)
     assert n == len(space_units(tiny_space)) + 2
     assert (bundle / "runner.py").is_file()
+    # the bundle's runner works on a machine without ednas: it imports the copy beside it
+    standalone = "import sys; sys.modules['ednas'] = None; sys.path.insert(0, sys.argv[1]); import runner"
+    subprocess.run([sys.executable, "-c", standalone, str(bundle)], check=True, cwd=tmp_path)
     runner.main([str(bundle)])
     out = tmp_path / "remote.csv"
     meta = profiler.import_results(bundle, out)

@@ -101,6 +101,8 @@ def prune(recipe, model, source: str, options: PruneOptions) -> PruneResult:
     model.eval()
     if options.images:  # before minutes of pruning: the evaluation set must hold the images
         load_eval_set(options.images, options.ann, recipe.class_names)
+    if options.table:  # a table of another CPU, thread count, precision or space: refused now
+        _load_table(options.table, model.arch, options.threads)
     with scratch_dir("prune") as work:  # candidate ONNX files, fine-tune state; always removed
         return _prune(recipe, model, source, options, work)
 
@@ -135,7 +137,7 @@ def _prune(recipe, model, source: str, options: PruneOptions, work: Path) -> Pru
     }
     if options.table:
         try:
-            summary["latency"]["relative_predicted"] = round(_table_latency(options.table, base, None)(target_arch), 4)
+            summary["latency"]["relative_predicted"] = round(_table_latency(options.table, base, None, options.threads)(target_arch), 4)
         except Exception as exc:  # a table that cannot price the pruned widths
             summary["latency"]["relative_predicted"] = f"n/a ({exc})"
 
@@ -174,7 +176,7 @@ def _choose_cut(base: ArchSpec, measured, options: PruneOptions, work: Path) -> 
                  base_ms, options.threads, target.value, goal)
     else:
         goal = target.value
-    latency = _table_latency(options.table, base, measured) if options.table else measured
+    latency = _table_latency(options.table, base, measured, options.threads) if options.table else measured
     ratio, target_arch, rel = find_ratio(lambda r: shrink_arch(base, r), latency, goal, cost=_macs)
     if rel > goal * 1.02:
         if ratio >= 0.9:
@@ -215,13 +217,30 @@ def _macs(arch: ArchSpec) -> float:
     return complexity(build_model(arch))["macs"]
 
 
-def _table_latency(table: str, base: ArchSpec, fallback):
+def _load_table(table: str, base: ArchSpec, threads: int):
+    """The FP32 table for this CPU and `threads`, refused in one line when it was measured for
+    another target (ednas.latency.target.check_table) or cannot price the unpruned model (a
+    table of another search space)."""
+    from ednas.latency.extra import missing_units
+    from ednas.latency.table import LatencyTable, LatencyTableError
+    from ednas.latency.target import LatencyTarget
+
+    loaded = LatencyTable.load(table, target=LatencyTarget.here("fp32", threads))
+    missing = missing_units(loaded, [base])
+    if missing:
+        raise LatencyTableError(
+            f"`table` {table} cannot price the unpruned model ({len(missing)} of its units are not in it, "
+            f"e.g. {next(iter(missing))}): give the table of its search space, or leave `table` out to measure")
+    return loaded
+
+
+def _table_latency(table: str, base: ArchSpec, fallback, threads: int = 2):
     """Relative latency from the table when it prices the candidate, else from `fallback`."""
     from ednas.compress.prune.latency_target import PredictedLatency
     from ednas.latency.predictor import LatencyPredictor
-    from ednas.latency.table import LatencyTable, LatencyTableError
+    from ednas.latency.table import LatencyTableError
 
-    predicted = PredictedLatency(LatencyPredictor(LatencyTable.load(table)), base)
+    predicted = PredictedLatency(LatencyPredictor(_load_table(table, base, threads)), base)
     if fallback is None:
         return predicted
 

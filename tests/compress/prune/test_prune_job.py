@@ -56,3 +56,22 @@ def test_bad_options_name_the_argument(tmp_path, options, match):
 def test_target_errors_name_the_argument():
     with pytest.raises(InputError, match="`target_latency` 150%"):
         parse_target("150%")
+
+
+def test_a_table_for_another_target_or_space_is_refused_before_any_work(tmp_path):
+    """The committed table is for 2 threads and the enhanced_nanodet space (and possibly another
+    CPU than this one): asked for 1 thread, or for a model outside its space, prune refuses in
+    one line before exporting or measuring anything."""
+    from pathlib import Path
+
+    from ednas.latency.table import LatencyTableError
+
+    table = str(Path(__file__).resolve().parents[3] / "latency_tables" / "enhanced_nanodet_cpu_fp32_2t.csv")
+    recipe = _tiny_recipe()
+    model = build_model(recipe.model)
+    for threads, arch_recipe in ((1, recipe), (2, recipe)):  # threads 2: the tiny widths are not in the space
+        with pytest.raises(LatencyTableError) as err:
+            prune(arch_recipe, model, "tiny.ckpt", PruneOptions(out=tmp_path / "p.ckpt", ratio=0.3, threads=threads,
+                                                                 table=table))
+        assert "\n" not in str(err.value)
+    assert not list(tmp_path.iterdir())
