@@ -226,6 +226,27 @@ CASES: list[tuple[str, str, str]] = [
     ("quantize-not-onnx", "quantize {d}/tiny.yml --calib {d}/imgs", "ONNX"),
     ("quantize-calib-missing", "quantize {d}/tiny.onnx --calib {d}/nope", "no such calibration images folder"),
     ("quantize-backend", "quantize {d}/tiny.onnx --calib {d}/imgs --backend tvm", "invalid choice"),
+    ("quantize-truncated", "quantize {d}/trunc.onnx --calib {d}/imgs --out {o}/out.onnx", "truncated"),
+    ("quantize-empty", "quantize {d}/empty.onnx --calib {d}/imgs --out {o}/out.onnx", "empty"),
+    ("quantize-garbage", "quantize {d}/garbage.onnx --calib {d}/imgs --out {o}/out.onnx", "not an ONNX model"),
+    ("quantize-calib-no-images", "quantize {d}/tiny.onnx --calib {d}/no_imgs --out {o}/out.onnx", "no images"),
+    ("quantize-calib-file", "quantize {d}/tiny.onnx --calib {d}/good.jpg --out {o}/out.onnx", "calibration images folder"),
+    ("quantize-max-drop-negative", "quantize {d}/tiny.onnx --calib {d}/imgs --images {d}/imgs --ann {d}/ann.json "
+     "--max-drop -1 --out {o}/out.onnx", "max-drop"),
+    ("quantize-folds-1", "quantize {d}/tiny.onnx --calib {d}/imgs --images {d}/imgs --ann {d}/ann.json --folds 1 "
+     "--out {o}/out.onnx", "at least 2"),
+    ("quantize-ann-alone", "quantize {d}/tiny.onnx --calib {d}/imgs --ann {d}/ann.json --out {o}/out.onnx", "--images"),
+    ("quantize-ann-binary", "quantize {d}/tiny.onnx --calib {d}/imgs --images {d}/imgs --ann {d}/binary.json "
+     "--out {o}/out.onnx", "binary.json"),
+    ("quantize-none-annotated", "quantize {d}/tiny.onnx --calib {d}/imgs --images {d}/other_imgs --ann {d}/ann.json "
+     "--out {o}/out.onnx", "holds none of the 4 images annotated"),
+    ("quantize-num-calib-0", "quantize {d}/tiny.onnx --calib {d}/imgs --num-calib 0 --out {o}/out.onnx", "at least 1"),
+    ("quantize-threads-0", "quantize {d}/tiny.onnx --calib {d}/imgs --threads 0 --out {o}/out.onnx", "at least 1"),
+    ("quantize-inc-no-recipe", "quantize {d}/tiny.onnx --calib {d}/imgs --backend inc --out {o}/out.onnx", "--recipe"),
+    ("quantize-out-folder", "quantize {d}/tiny.onnx --calib {d}/imgs --out {o}", "is a folder"),
+    ("quantize-out-json", "quantize {d}/tiny.onnx --calib {d}/imgs --out {o}/out.json", "give the .onnx path"),
+    ("quantize-out-under-file", "quantize {d}/tiny.onnx --calib {d}/imgs --out {o}/out.json/x.onnx", "is a file"),
+    ("quantize-out-read-only", "quantize {d}/tiny.onnx --calib {d}/imgs --out {ro}/out.onnx", "read-only"),
     # -- supernet ------------------------------------------------------------------------------
     ("supernet-no-verb", "supernet", "required: VERB"),
     ("supernet-init-space-missing", "supernet init --space {d}/nope.yml --classes a,b,c --out {o}/out.ckpt",

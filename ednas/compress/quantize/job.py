@@ -36,7 +36,7 @@ from ednas.onnx_runtime import load_onnx
 from ednas.compress.quantize.plain import DEFAULT_METHOD as PLAIN_METHOD
 from ednas.compress.quantize.timing import time_pair
 from ednas.errors import InputError
-from ednas.io import output_set, scratch_dir
+from ednas.io import check_output, output_set, scratch_dir
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +71,13 @@ QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", 
 
 def _evaluator(images: str | Path, ann: str | Path, threads: int):
     """(dataset, fn ONNX path or Predictor -> PerImageAP) for the annotated selection set."""
+    from ednas.data import check_images_found
     from ednas.data.coco import CocoDataset
     from ednas.eval.bootstrap import PerImageAP, predict_results
     from ednas.eval.predictors import OnnxPredictor, Predictor
 
     dataset = CocoDataset(images, ann)
+    check_images_found(dataset, str(images), str(ann))
     gt = dataset.coco_gt()
 
     def score(model: Path | Predictor) -> PerImageAP:
@@ -245,6 +247,10 @@ def quantize(
     methods = [config.calib_method] if config.calib_method else list(GRID_METHODS)
     config = _check(config, images, ann)
     out, model_path = Path(out), Path(model_path)
+    if out.suffix.lower() == ".json":
+        raise InputError(f"`out` {out}: give the .onnx path; the summary is written beside it as .json")
+    for dest in (out, out.with_suffix(".json")):  # an unwritable destination is refused before any work
+        check_output(dest)
     model = qmodel.name_nodes(load_onnx(model_path))
     _not_quantized(model, model_path)
     contract = qmodel.contract_of(model, str(model_path))
