@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from ednas.report.run_folder import FrontPoint, RunFolder, Trial, Variant
+from ednas.report.run_folder import VARIANTS, FrontPoint, RunFolder, Trial, Variant
 
 _INDEXED = re.compile(r"^(.*?)(\d+)$")
 
@@ -173,10 +173,15 @@ def build_view(run: RunFolder) -> ParetoView:
         for v in sorted(by_parent.get(p.name, []), key=lambda v: ("fp32", "pruned", "int8").index(v.variant)):
             rows.append(_variant_row(v, p, variant_ms(v), v.name in front_names, under(variant_ms(v))))
 
-    candidates = [r for r in rows if r.kind != "baseline" and r.under_budget]
+    # the headline ranks held-out accuracy when the run has it (the deployed variants, scored on
+    # images the search never saw); a front point's accuracy is on the search's selection images
+    variants = [r for r in rows if r.kind in VARIANTS]
+    candidates = [r for r in (variants or rows) if r.kind != "baseline" and r.under_budget]
     best = max(candidates, key=lambda r: (r.acc, -r.ms)) if candidates else None
     baselines = [r for r in rows if r.kind == "baseline"]
     base = next((r for r in baselines if r.name == "base"), baselines[0] if baselines else None)
+    if variants and base is not None:  # compare like with like: the base's own held-out FP32 score
+        base = next((r for r in variants if r.parent == base.name and r.kind == "fp32"), base)
     view = ParetoView(run, run.metric, budget, rows, best, base, "")
     return ParetoView(run, run.metric, budget, rows, best, base, _summary(view))
 
@@ -259,7 +264,8 @@ def _summary(view: ParetoView) -> str:
                 f"takes {fastest.ms:.2f} ms ({fastest.ms_kind}) at {fastest.acc:.1f} {metric}.")
     kind = best.kind.upper() if best.kind in ("fp32", "int8") else best.kind
     what = f"{best.name} ({kind} of {best.parent})" if best.parent else best.name
-    text = f"Best under the {budget_txt}: {what}, {best.acc:.1f} {metric} at {best.ms:.2f} ms {best.ms_kind}"
+    held_out = f" on held-out images ({best.acc_low:.1f}–{best.acc_high:.1f})" if best.acc_low is not None else ""
+    text = f"Best under the {budget_txt}: {what}, {best.acc:.1f} {metric}{held_out} at {best.ms:.2f} ms {best.ms_kind}"
     text += " (table scale)" if best.scaled_ms is not None else ""
     if base is not None:
         delta = best.acc - base.acc

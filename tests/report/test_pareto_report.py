@@ -52,14 +52,17 @@ def placed_ms(run_dir: Path) -> dict[str, float]:
     return out | {r["name"]: float(r["ratio_to_base"]) * BASE_MS for r in read_rows(run_dir / "models.csv")}
 
 
-def test_best_point_is_the_most_accurate_measured_model_under_budget(run_dir):
+def test_best_point_is_the_most_accurate_deployed_model_under_budget_on_held_out_images(run_dir):
+    """The headline ranks the deployed variants, scored on held-out images; the front points'
+    accuracies (on the search's selection images) do not compete with them."""
     view = build_view(load_run(run_dir))
     ms = placed_ms(run_dir)
-    accuracy = {r["name"]: float(r["map"]) for name in ("pareto.csv", "models.csv") for r in read_rows(run_dir / name)}
-    expected = max(((n, t, accuracy[n]) for n, t in ms.items() if t <= BUDGET_MS), key=lambda m: m[2])
+    accuracy = {r["name"]: float(r["map"]) for r in read_rows(run_dir / "models.csv")}
+    expected = max(((n, ms[n], a) for n, a in accuracy.items() if ms[n] <= BUDGET_MS), key=lambda m: m[2])
     assert view.best is not None and view.best.name == expected[0]
     assert view.best.acc == pytest.approx(100 * expected[2])
-    assert f"{100 * expected[2]:.1f} mAP at {expected[1]:.2f} ms" in view.summary
+    assert f"{100 * expected[2]:.1f} mAP on held-out images" in view.summary
+    assert f"at {expected[1]:.2f} ms" in view.summary
     assert "7.50 ms budget (75% of the base model)" in view.summary and "the speed of base" in view.summary
     # every front point, baseline and variant is a row; variants follow their parent
     assert len(view.rows) == len(read_rows(run_dir / "pareto.csv")) + len(read_rows(run_dir / "models.csv"))
