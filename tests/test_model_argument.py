@@ -64,3 +64,23 @@ def test_export_test_and_prune_take_every_form(inputs, tmp_path, capsys, model, 
     # what prune wrote is itself a model argument
     assert main(["flops", str(out.with_suffix(".arch.yml")), "--weights", str(out)]) == 0
     capsys.readouterr()
+
+
+def test_latency_takes_every_form(tmp_path, capsys):
+    """`ednas latency` prices the same model given by name, recipe YAML or ARCH.yml (the committed
+    table of the enhanced_nanodet space; skipped on a CPU that table was not measured on)."""
+    import re
+
+    from ednas.arch.zoo import get_arch
+
+    get_arch("enhanced_nanodet_s").save(tmp_path / "s.arch.yml")
+    (tmp_path / "s.yml").write_text("model: {arch: enhanced_nanodet_s}\n")
+    predicted = []
+    for form in ("enhanced_nanodet_s", str(tmp_path / "s.yml"), str(tmp_path / "s.arch.yml")):
+        code = main(["latency", form])
+        out, err = capsys.readouterr()
+        if code == 2 and "profile" in err and "latency table" not in out:
+            pytest.skip(f"the committed table does not fit this machine: {err.strip()}")
+        assert code == 0, err
+        predicted.append(float(re.search(r"([0-9.]+) ms predicted", out).group(1)))
+    assert predicted[0] > 0 and predicted.count(predicted[0]) == 3
