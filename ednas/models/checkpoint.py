@@ -207,7 +207,10 @@ def load_checkpoint(model: nn.Module, path: str | Path, key: str = "model") -> d
     ckpt = read_checkpoint(path)
     if key not in ckpt:
         raise InputError(f"{path}: checkpoint has no {key!r} weights (has: {', '.join(k for k in ckpt if k != 'arch')})")
-    load_state(model, ckpt[key], str(path))
+    state = ckpt[key]
+    if isinstance(state.get("model"), dict):  # a training state's EMA: {"model": weights, "updates": n}
+        state = state["model"]
+    load_state(model, state, str(path))
     return ckpt
 
 
