@@ -60,17 +60,11 @@ def machine_info(threads: int) -> dict[str, Any]:
     }
 
 
-def make_session(path: str | Path, threads: int, spin: bool = False) -> ort.InferenceSession:
-    """The timing session: fixed intra-op threads, sequential execution, all graph fusions
-    (`ednas.onnx_runtime.session`)."""
-    return session(path, threads, spin)
-
-
 class Timed:
     """A session with its inputs, ready to be run repeatedly."""
 
     def __init__(self, path: str | Path, threads: int, spin: bool = False) -> None:
-        self.session = make_session(path, threads, spin)
+        self.session = session(path, threads, spin)  # fixed intra-op threads, all fusions
         self.feeds = random_feeds(self.session)
 
     def __call__(self) -> float:

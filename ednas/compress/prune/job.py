@@ -194,7 +194,7 @@ def _choose_cut(base: ArchSpec, measured, options: PruneOptions, work: Path) -> 
 
 def _calibration_batches(folder: str | None, size: int, images: int = 64) -> list[Any] | None:
     """Batches (N, 3, S, S) of up to `images` images of `folder` for BatchNorm recalibration
-    (None: no folder); a last batch of one image joins the one before (BatchNorm cannot use it)."""
+    (None: no folder). recalibrate_batchnorms runs them as one pass, so batch sizes do not matter."""
     if not folder:
         return None
     from ednas.compress.quantize.calibration import CalibImages
@@ -202,12 +202,7 @@ def _calibration_batches(folder: str | None, size: int, images: int = 64) -> lis
     calib = CalibImages(folder, images)
     if len(calib.files) < 2:
         raise InputError(f"{folder}: BatchNorm recalibration needs at least 2 images, found {len(calib.files)}")
-    import torch
-
-    batches = list(calib.batches(size))
-    if len(batches[-1]) == 1:
-        batches[-2:] = [torch.cat(batches[-2:])]
-    return batches
+    return list(calib.batches(size))
 
 
 def _macs(arch: ArchSpec) -> float:
