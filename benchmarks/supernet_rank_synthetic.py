@@ -49,7 +49,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--images", type=int, default=600)
-    ap.add_argument("--supernet-minutes", type=float, default=8.0)
+    ap.add_argument("--supernet-epochs", type=int, default=None,
+                    help="supernet epochs (default: --epochs, the budget of each stand-alone model)")
+    ap.add_argument("--supernet-minutes", type=float, default=None, help="train the supernet for minutes instead")
+    ap.add_argument("--tag", default="super", help="name of the supernet files in --work (to compare settings)")
     ap.add_argument("--epochs", type=int, default=8, help="stand-alone epochs per architecture")
     ap.add_argument("--lr", type=float, default=0.012)
     ap.add_argument("--archs", type=int, default=6)
@@ -81,13 +84,15 @@ def main() -> None:
     ranked = sorted(pool.values(), key=lambda a: complexity(build_model(a))["macs"])
     picks = [ranked[round(i * (len(ranked) - 1) / (args.archs - 1))] for i in range(args.archs)]
 
-    sup = work / "super.pt"
+    sup = work / f"{args.tag}.pt"
     if not sup.exists():
         run("supernet", "init", "--space", str(work / "space.yml"), "--classes", "shapes", "--out", str(sup))
-    if not (work / "super.done").exists():
-        run("supernet", "train", str(sup), "--recipe", str(work / "recipe.yml"), "--minutes", str(args.supernet_minutes),
+    if not (work / f"{args.tag}.done").exists():
+        stop = (["--minutes", str(args.supernet_minutes)] if args.supernet_minutes
+                else ["--epochs", str(args.supernet_epochs or args.epochs)])
+        run("supernet", "train", str(sup), "--recipe", str(work / "recipe.yml"), *stop,
             "--batch-size", "32", "--lr", str(args.lr), "--random-subnets", "2", "--resume", torchrun=True)
-        (work / "super.done").write_text("")
+        (work / f"{args.tag}.done").write_text("")
 
     from ednas.data import build_dataset, split_from_paths
     from ednas.data.classes import SHAPE_CLASSES

@@ -36,7 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--random-subnets", type=nonnegative_int, default=2, metavar="K", help="random sub-networks per step (2)")
     train.add_argument("--lr", type=positive_float, default=2e-4)
     train.add_argument("--batch-size", type=positive_int, default=16, metavar="N")
-    train.add_argument("--distill-only", action="store_true", help="no detection loss (images need no labels)")
+    train.add_argument("--distill-only", action="store_true", help="no detection loss (images need no labels; needs --teacher)")
+    train.add_argument("--inplace-kd-from", type=float, default=0.5, metavar="PART",
+                       help="without --teacher: distil from the largest sub-network from this part of the run on "
+                            "(0.5; 0: from the first step)")
     train.add_argument("--threads", type=positive_int, default=None, metavar="N", help="torch threads per process")
     train.add_argument("--save-every", type=positive_int, default=25, metavar="N", help="steps between resumable states (25)")
     train.add_argument("--resume", action="store_true", help="continue a killed or finished run from SUPER.pt.state")
@@ -161,7 +164,7 @@ def run_train(args: argparse.Namespace) -> int:
     teacher = load_trained(args.teacher, supernet.space.base) if args.teacher else None
     cfg = SupernetTrainConfig(random_subnets=args.random_subnets, epochs=args.epochs, minutes=args.minutes,
                               lr=args.lr, batch_size=args.batch_size, det_weight=0.0 if args.distill_only else 1.0,
-                              save_every=args.save_every, seed=args.seed)
+                              inplace_kd_from=args.inplace_kd_from, save_every=args.save_every, seed=args.seed)
     trainer = SupernetTrainer(supernet, args.supernet, recipe, train_set, cfg, teacher)
     if args.resume:
         trainer.resume()

@@ -5,8 +5,11 @@ the top (the largest sub-network; with a teacher, the base architecture the teac
 trained as), the smallest and K random sub-networks run on the same batch; each is
 trained with the detection loss (where the images have labels) plus in-place distillation of
 class scores and box distributions from the teacher (the trained model the supernet started
-from) or, without a teacher, from the largest sub-network. Gradients of all sub-networks are
-summed into the shared tensors before one optimizer step.
+from) or, without a teacher, from the largest sub-network once it has learned something
+(`inplace_kd_from`, half the run by default: from scratch on the synthetic shapes, distilling
+from the start left every sub-network, the largest included, at AP50 0.2-0.6 after 120
+sandwich steps, against 4.9-7.3 with distillation from mid-run and 5.4-7.1 without any).
+Gradients of all sub-networks are summed into the shared tensors before one optimizer step.
 
 Deterministic and resumable: the image order is a function of (seed, epoch), the sampled
 architectures and the augmentation draws of (seed, step), so a run killed with SIGKILL and
@@ -52,6 +55,7 @@ class SupernetTrainConfig:
     grad_clip: float = 35.0
     batch_size: int = 16  # images per step, summed over processes
     kd_weight: float = 1.0  # distillation loss weight
+    inplace_kd_from: float = 0.5  # without a teacher: in-place distillation from this part of the run on
     det_weight: float = 1.0  # detection loss weight (0: distillation only, unlabeled images)
     save_every: int = 25  # steps between resumable states
     seed: int = 0
@@ -63,6 +67,8 @@ class SupernetTrainConfig:
             raise InputError(f"epochs {self.epochs}: give a positive number")
         if self.minutes is not None and self.minutes <= 0:
             raise InputError(f"minutes {self.minutes}: give a positive number")
+        if not 0.0 <= self.inplace_kd_from <= 1.0:
+            raise InputError(f"inplace_kd_from {self.inplace_kd_from}: give a part of the run between 0 and 1")
         if self.random_subnets < 0 or self.batch_size < 1 or self.lr <= 0 or self.save_every < 1:
             raise InputError("random sub-networks >= 0, batch size >= 1, lr > 0 and save interval >= 1 please")
 
@@ -116,6 +122,9 @@ class SupernetTrainer:
         if teacher is not None and teacher.arch.num_classes != base.num_classes:
             raise InputError(f"the teacher predicts {teacher.arch.num_classes} classes, the supernet "
                              f"{base.num_classes}: give a teacher trained on the same classes")
+        if teacher is None and config.det_weight == 0:
+            raise InputError("distillation only (no detection loss) needs a teacher: give `teacher`, or use "
+                             "the images' labels")
         self.teacher = teacher.to(self.env.device).eval() if teacher is not None else None
         # the sandwich's top: with a teacher, the base it was trained as (kept close to the
         # teacher, the rest learns from the teacher); without one, the largest sub-network,
@@ -137,15 +146,25 @@ class SupernetTrainer:
         return self.cfg.epochs * self.steps_per_epoch if self.cfg.epochs is not None else None
 
     def lr_at(self, step: int) -> float:
-        """Linear warm-up, then cosine to lr/10 over the run (constant after warm-up with --minutes)."""
+        """Linear warm-up, then cosine to lr/10 over the run: over its steps with `epochs`, over
+        its wall time with `minutes` (the part of the budget spent so far). Sub-networks are
+        scored on the weights the run ends with; at a constant rate those are the noisy
+        weights of the last few steps, and a from-scratch supernet scored near zero."""
         lr = self.cfg.lr
         if step < self.cfg.warmup_steps:
             return lr * (0.1 + 0.9 * step / self.cfg.warmup_steps)
         total = self.total_steps
         if total is None:
-            return lr
-        t = min(1.0, (step - self.cfg.warmup_steps) / max(1, total - self.cfg.warmup_steps))
+            t = self.progress_part()
+        else:
+            t = min(1.0, (step - self.cfg.warmup_steps) / max(1, total - self.cfg.warmup_steps))
         return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+    def progress_part(self) -> float:
+        """The part of the run done: of its steps with `epochs`, of its wall time with `minutes`."""
+        if self.total_steps is not None:
+            return min(1.0, self.step / max(1, self.total_steps))
+        return min(1.0, self.elapsed / (60 * (self.cfg.minutes or 1)))
 
     def done(self) -> bool:
         if self.total_steps is not None:
@@ -191,7 +210,7 @@ class SupernetTrainer:
                 kd, _ = self.distill(out, target)
                 loss = loss + self.cfg.kd_weight * kd
                 parts[f"kd{i}"] = float(kd)
-            if i == 0 and self.teacher is None:
+            if i == 0 and self.teacher is None and self.progress_part() >= self.cfg.inplace_kd_from:
                 target = out.detach()  # in-place distillation from the largest
             loss.backward()
         if self.env.distributed:

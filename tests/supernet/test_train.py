@@ -74,3 +74,33 @@ def test_torchrun_two_processes(tiny_space_file, tiny_recipe, tmp_path):
            "--threads", "1"]
     subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, timeout=300)
     assert Supernet.load(sup).meta["trained_steps"] >= 1
+
+
+def test_inplace_distillation_starts_at_its_part_of_the_run(tiny_space, tiny_recipe, tmp_path):
+    """Without a teacher the largest sub-network is distilled from only once it has trained
+    for `inplace_kd_from` of the run (from the start, distillation from an untrained largest
+    left every sub-network near zero AP50 on the synthetic shapes); a distillation-only run
+    without a teacher would learn nothing and is refused."""
+    import dataclasses
+
+    from ednas.errors import InputError
+    from ednas.recipe import load_recipe
+    from ednas.supernet.train import SupernetTrainConfig, SupernetTrainer
+    from ednas.train.datasets import build_train_set
+
+    recipe = load_recipe(str(tiny_recipe))
+    recipe = dataclasses.replace(recipe, model=recipe.model.replace(input_size=tiny_space.config.input_size.max))
+    train_set = build_train_set(recipe)
+    cfg = SupernetTrainConfig(epochs=4, batch_size=4, random_subnets=0, inplace_kd_from=0.5, save_every=100)
+    trainer = SupernetTrainer(Supernet(tiny_space), tmp_path / "s.pt", recipe, train_set, cfg, progress=False)
+    calls: list[int] = []
+    distill = trainer.distill
+    trainer.distill = lambda student, target: (calls.append(trainer.step), distill(student, target))[1]
+    trainer.fit()
+    total = trainer.total_steps
+    assert total >= 4 and calls and min(calls) == total // 2 and len(calls) == total - total // 2
+    with pytest.raises(InputError, match="needs a teacher"):
+        SupernetTrainer(Supernet(tiny_space), tmp_path / "t.pt", recipe, train_set,
+                        dataclasses.replace(cfg, det_weight=0.0), progress=False)
+    with pytest.raises(InputError, match="inplace_kd_from"):
+        SupernetTrainConfig(epochs=1, inplace_kd_from=1.5)
