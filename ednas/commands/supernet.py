@@ -177,16 +177,16 @@ def run_train(args: argparse.Namespace) -> int:
 def run_extract(args: argparse.Namespace) -> int:
     from ednas.io import output_set, write_yaml
     from ednas.models.checkpoint import save_checkpoint
-    from ednas.supernet.evaluate import CalibImages, recalibrate
+    from ednas.supernet.evaluate import CalibImages, recalibrated_subnet
     from ednas.supernet.supernet import Supernet
 
     out = _checkpoint_out(args.out)
     supernet = Supernet.load(args.supernet)
     arch = resolve_arch(args.arch, supernet)
-    calib = CalibImages(args.images, args.calib_images) if args.images else None
-    model = supernet.extract(arch)
-    if calib is not None:
-        recalibrate(model, calib.batches(arch.input_size))
+    if args.images:
+        model = recalibrated_subnet(supernet, arch, CalibImages(args.images, args.calib_images))
+    else:
+        model = supernet.extract(arch)
     with output_set(out, out.with_suffix(".arch.yml")) as (ckpt_tmp, arch_tmp):  # one set: old or new
         save_checkpoint(ckpt_tmp, model, source=str(args.supernet))
         write_yaml(arch_tmp, arch.to_dict())

@@ -50,7 +50,9 @@ class _Category:
 class PerImageAP:
     """COCO box mAP (area all, 100 detections) of one model's results, for any image weights."""
 
-    def __init__(self, gt: dict[str, Any], results: list[dict[str, Any]], image_ids: Sequence[int]) -> None:
+    def __init__(self, gt: dict[str, Any], results: list[dict[str, Any]], image_ids: Sequence[int],
+                 iou: float | None = None) -> None:
+        """`iou`: one IoU threshold (e.g. 0.5: AP50) instead of COCO's 0.50:0.95."""
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
 
@@ -62,6 +64,8 @@ class PerImageAP:
             coco_dt = coco_gt.loadRes(results) if results else COCO()
             evaluator = COCOeval(coco_gt, coco_dt, "bbox")
             evaluator.params.imgIds = self.image_ids
+            if iou is not None:
+                evaluator.params.iouThrs = np.array([iou])
             evaluator.evaluate()
         p = evaluator.params
         self.rec_thresholds = np.asarray(p.recThrs)  # (R,)

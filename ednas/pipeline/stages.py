@@ -290,7 +290,7 @@ def stage_extract(ctx: Context) -> tuple[dict[str, Any], list[str]]:
     selection images."""
     from ednas.arch import ArchSpec
     from ednas.models.checkpoint import save_checkpoint
-    from ednas.supernet.evaluate import CalibImages, recalibrate
+    from ednas.supernet.evaluate import CalibImages, recalibrated_subnet
     from ednas.supernet.supernet import Supernet
 
     cfg = ctx.config.extract
@@ -307,7 +307,7 @@ def stage_extract(ctx: Context) -> tuple[dict[str, Any], list[str]]:
             continue
         seen.add(row["arch_hash"])
         arch = ArchSpec.load(search / "pareto" / f"{name}.arch.yml")
-        model = recalibrate(supernet.extract(arch), calib.batches(arch.input_size))
+        model = recalibrated_subnet(supernet, arch, calib)
         ckpt = ctx.path("models", f"{name}.ckpt")
         save_checkpoint(ckpt, model, source="supernet")
         arch.save(ckpt.with_suffix(".arch.yml"))

@@ -49,6 +49,13 @@ def test_unit_weights_equal_cocoeval() -> None:
     assert PerImageAP(gt, res, ids).map() == pytest.approx(coco_map(gt, res, ids), abs=1e-12)
 
 
+def test_one_iou_threshold_equals_cocoeval_ap50() -> None:
+    gt, res, ids = synthetic(noise=12.0)
+    ap50 = PerImageAP(gt, res, ids, iou=0.5).map()
+    assert ap50 == pytest.approx(coco_metrics(gt, res, ids, CATS, [f"c{c}" for c in CATS])["AP50"], abs=1e-12)
+    assert ap50 > PerImageAP(gt, res, ids).map()
+
+
 def test_subset_weights_equal_cocoeval_on_the_subset() -> None:
     gt, res, ids = synthetic()
     ap = PerImageAP(gt, res, ids)

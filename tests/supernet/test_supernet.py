@@ -136,3 +136,21 @@ def test_teacher_with_other_classes_is_refused(tiny_space, tiny_space_file, tiny
                  "--epochs", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "classes" in err[0]
+
+
+def test_subnets_are_recalibrated_at_the_base_input_size(tiny_space, synth):
+    """A sub-network at a smaller input size gets the BN statistics of base-size images (its
+    weights were trained on those), not of its own size."""
+    from ednas.supernet.evaluate import CalibImages, recalibrate, recalibrated_subnet
+
+    sup = Supernet(tiny_space)
+    small = smallest(tiny_space)
+    assert small.input_size < tiny_space.base.input_size
+    calib = CalibImages(synth / "images", 4)
+    got = recalibrated_subnet(sup, small, calib)
+    at_base = recalibrate(sup.extract(small), calib.batches(tiny_space.base.input_size))
+    at_own = recalibrate(sup.extract(small), calib.batches(small.input_size))
+    means = [[m.running_mean for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+             for model in (got, at_base, at_own)]
+    assert all(torch.equal(a, b) for a, b in zip(means[0], means[1]))
+    assert not all(torch.allclose(a, c) for a, c in zip(means[0], means[2]))
