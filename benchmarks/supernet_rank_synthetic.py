@@ -2,11 +2,15 @@
 
 A supernet of a small space is trained from scratch on `ednas data synth` images; 6
 architectures spanning the space's compute range are also trained stand-alone with the same
-recipe and the same epochs each. Both are scored by AP50 on held-out synthetic images (the
-supernet's after BN recalibration on training images), and the benchmark prints the two
-columns side by side with Kendall's tau between them:
+recipe and the same epochs each; the supernet gets those epochs too (sandwich steps: the
+largest, the smallest and 2 random sub-networks each). Both are scored by AP50 on held-out
+synthetic images (the supernet's after BN recalibration on training images), and the
+benchmark prints the two columns side by side with Kendall's tau between them:
 
-    python benchmarks/supernet_rank_synthetic.py --work /tmp/rank --supernet-minutes 8 --epochs 8
+    python benchmarks/supernet_rank_synthetic.py --work /tmp/rank --supernet-epochs 8 --epochs 8
+
+Measured on a 2-core AMD EPYC (avx2, avx512_vnni): tau 0.87, supernet AP50 3.1-4.4 against
+stand-alone 4.0-9.9 (3.5 min of supernet training, 6 x ~2.5 min stand-alone).
 
 Phases resume (rerun after an interruption; finished models are reused).
 """
