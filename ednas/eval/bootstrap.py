@@ -193,7 +193,9 @@ def _interval(point: float, samples: np.ndarray, images: int) -> Estimate:
 def map_interval(model: PerImageAP, n: int = RESAMPLES, seed: int = 0) -> Estimate:
     """mAP in points with its bootstrap interval over the images."""
     samples = model.map(resample(model.num_images, n=n, seed=seed)) * 100
-    return _interval(model.map() * 100, samples, model.num_images)
+    est = _interval(model.map() * 100, samples, model.num_images)
+    # the reflected interval of an mAP near 0 (or 100) can leave the scale; an mAP cannot
+    return Estimate(est.value, max(est.low, 0.0), min(est.high, 100.0), est.images)
 
 
 def paired_drop(reference: PerImageAP, models: Sequence[PerImageAP], folds: Sequence[np.ndarray],

@@ -56,6 +56,14 @@ def test_one_iou_threshold_equals_cocoeval_ap50() -> None:
     assert ap50 > PerImageAP(gt, res, ids).map()
 
 
+def test_map_interval_stays_on_the_map_scale() -> None:
+    """An mAP near zero: the reflected interval would reach below 0; it is cut at 0."""
+    gt, res, ids = synthetic(num_images=24)
+    hits = [r for r in res if r["image_id"] == ids[0]]  # detections on one image of 24: mAP ~1.7
+    est = map_interval(PerImageAP(gt, hits, ids))
+    assert est.low == 0.0 < est.value <= est.high <= 100.0  # reflected, the low end was -1.5
+
+
 def test_subset_weights_equal_cocoeval_on_the_subset() -> None:
     gt, res, ids = synthetic()
     ap = PerImageAP(gt, res, ids)
