@@ -147,9 +147,8 @@ class SupernetTrainer:
 
     def lr_at(self, step: int) -> float:
         """Linear warm-up, then cosine to lr/10 over the run: over its steps with `epochs`, over
-        its wall time with `minutes` (the part of the budget spent so far). Sub-networks are
-        scored on the weights the run ends with; at a constant rate those are the noisy
-        weights of the last few steps, and a from-scratch supernet scored near zero."""
+        its wall time with `minutes` (the part of the budget spent so far), so that a run by
+        minutes also ends on settled weights rather than those of a few steps at full rate."""
         lr = self.cfg.lr
         if step < self.cfg.warmup_steps:
             return lr * (0.1 + 0.9 * step / self.cfg.warmup_steps)
