@@ -110,12 +110,14 @@ def recalibrate_batchnorms(model: nn.Module, batches: Iterable[torch.Tensor],
     images = list(batches)
     if not bns or not images:
         return
-    images = torch.cat(images) if len(images) > 1 else images[0]
+    # channels-last for the pass: on CPU the large train-mode batch runs about 2x faster
+    # (64 images at 320 px through Enhanced NanoDet_s: 7.1 -> 3.3-4.1 s on 2 cores)
+    images = (torch.cat(images) if len(images) > 1 else images[0]).contiguous(memory_format=torch.channels_last)
     momenta = [bn.momentum for bn in bns]
     for bn in bns:
         bn.reset_running_stats()
         bn.momentum = None  # cumulative average over the passes
-    model.train()
+    model.to(memory_format=torch.channels_last).train()
     per_pass = max(2, max_pixels // (images.shape[-2] * images.shape[-1]))
     try:
         for start in range(0, len(images), per_pass):
@@ -123,4 +125,4 @@ def recalibrate_batchnorms(model: nn.Module, batches: Iterable[torch.Tensor],
     finally:
         for bn, momentum in zip(bns, momenta):
             bn.momentum = momentum
-        model.eval()
+        model.to(memory_format=torch.contiguous_format).eval()
