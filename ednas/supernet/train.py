@@ -68,7 +68,7 @@ class SupernetTrainConfig:
         if self.minutes is not None and self.minutes <= 0:
             raise InputError(f"minutes {self.minutes}: give a positive number")
         if not 0.0 <= self.inplace_kd_from <= 1.0:
-            raise InputError(f"inplace_kd_from {self.inplace_kd_from}: give a part of the run between 0 and 1")
+            raise InputError(f"`inplace_kd_from` {self.inplace_kd_from:g}: give a part of the run between 0 and 1")
         if self.random_subnets < 0 or self.batch_size < 1 or self.lr <= 0 or self.save_every < 1:
             raise InputError("random sub-networks >= 0, batch size >= 1, lr > 0 and save interval >= 1 please")
 
