@@ -9,7 +9,7 @@ benchmark prints the two columns side by side with Kendall's tau between them:
 
     python benchmarks/supernet_rank_synthetic.py --work /tmp/rank --supernet-epochs 8 --epochs 8
 
-Measured on a 2-core AMD EPYC (avx2, avx512_vnni): tau 0.87, supernet AP50 3.1-4.4 against
+Measured on a 2-core AMD EPYC (avx2, avx512_vnni): tau 0.87, supernet AP50 2.9-4.4 against
 stand-alone 4.0-9.9 (3.5 min of supernet training, 6 x ~2.5 min stand-alone).
 
 Phases resume (rerun after an interruption; finished models are reused).
