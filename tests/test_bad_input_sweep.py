@@ -280,6 +280,8 @@ CASES: list[tuple[str, str, str]] = [
      "positive number"),
     ("supernet-train-lr-zero", "supernet train {d}/super.pt --recipe {d}/tiny.yml --epochs 1 --lr 0",
      "positive number"),
+    ("supernet-train-kd-from-outside", "supernet train {d}/super.pt --recipe {d}/tiny.yml --epochs 1 "
+     "--inplace-kd-from 1.5", "between 0 and 1"),
     ("supernet-train-recipe-typo", "supernet train {d}/super.pt --recipe {d}/typo.yml --epochs 1", "epochz"),
     ("supernet-train-images-no-ann", "supernet train {d}/super.pt --recipe {d}/tiny.yml --epochs 1 "
      "--images {d}/imgs", "give both"),

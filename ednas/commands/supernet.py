@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ednas.commands._common import positive_float, positive_int, nonnegative_int
+from ednas.commands._common import positive_float, positive_int, nonnegative_int, unit_fraction
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--lr", type=positive_float, default=2e-4)
     train.add_argument("--batch-size", type=positive_int, default=16, metavar="N")
     train.add_argument("--distill-only", action="store_true", help="no detection loss (images need no labels; needs --teacher)")
-    train.add_argument("--inplace-kd-from", type=float, default=0.5, metavar="PART",
+    train.add_argument("--inplace-kd-from", type=unit_fraction, default=0.5, metavar="PART",
                        help="without --teacher: distil from the largest sub-network from this part of the run on "
                             "(0.5; 0: from the first step)")
     train.add_argument("--threads", type=positive_int, default=None, metavar="N", help="torch threads per process")

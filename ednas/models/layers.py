@@ -117,6 +117,9 @@ def recalibrate_batchnorms(model: nn.Module, batches: Iterable[torch.Tensor],
     for bn in bns:
         bn.reset_running_stats()
         bn.momentum = None  # cumulative average over the passes
+    layout = next((torch.channels_last for p in model.parameters()
+                   if p.dim() == 4 and not p.is_contiguous() and p.is_contiguous(memory_format=torch.channels_last)),
+                  torch.contiguous_format)  # the caller's, restored after the pass
     model.to(memory_format=torch.channels_last).train()
     per_pass = max(2, max_pixels // (images.shape[-2] * images.shape[-1]))
     try:
@@ -125,4 +128,4 @@ def recalibrate_batchnorms(model: nn.Module, batches: Iterable[torch.Tensor],
     finally:
         for bn, momentum in zip(bns, momenta):
             bn.momentum = momentum
-        model.to(memory_format=torch.contiguous_format).eval()
+        model.to(memory_format=layout).eval()

@@ -36,3 +36,12 @@ def test_sets_larger_than_one_pass_average_the_passes() -> None:
     recalibrate_batchnorms(split, [images], max_pixels=3 * 8 * 8)  # passes of 3 images
     assert torch.allclose(one[1].running_mean, split[1].running_mean, atol=1e-5)
     assert not torch.allclose(one[4].running_var, split[4].running_var, rtol=1e-6)
+
+
+def test_the_callers_memory_format_is_kept() -> None:
+    """The pass runs channels-last (faster on CPU); the model comes back in the layout it had."""
+    images = [torch.randn(4, 3, 8, 8)]
+    for layout in (torch.contiguous_format, torch.channels_last):
+        net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).to(memory_format=layout)
+        recalibrate_batchnorms(net, images)
+        assert net[0].weight.is_contiguous(memory_format=layout) and not net.training
