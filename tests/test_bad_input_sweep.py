@@ -241,6 +241,10 @@ CASES: list[tuple[str, str, str]] = [
     ("quantize-none-annotated", "quantize {d}/tiny.onnx --calib {d}/imgs --images {d}/other_imgs --ann {d}/ann.json "
      "--out {o}/out.onnx", "holds none of the 4 images annotated"),
     ("quantize-num-calib-0", "quantize {d}/tiny.onnx --calib {d}/imgs --num-calib 0 --out {o}/out.onnx", "at least 1"),
+    ("quantize-finetune-steps-0", "quantize {d}/tiny.onnx --calib {d}/imgs --finetune-steps 0 --out {o}/out.onnx",
+     "at least 1"),
+    ("quantize-finetune-mode", "quantize {d}/tiny.onnx --calib {d}/imgs --finetune sometimes --out {o}/out.onnx",
+     "invalid choice"),
     ("quantize-threads-0", "quantize {d}/tiny.onnx --calib {d}/imgs --threads 0 --out {o}/out.onnx", "at least 1"),
     ("quantize-inc-no-recipe", "quantize {d}/tiny.onnx --calib {d}/imgs --backend inc --out {o}/out.onnx", "--recipe"),
     ("quantize-out-folder", "quantize {d}/tiny.onnx --calib {d}/imgs --out {o}", "is a folder"),

@@ -14,9 +14,11 @@ Levels of fixes, cheapest in speed first:
    error moves far less from image to image than mAP on a few dozen images (whose paired
    spread is about a point on 64), so the choice follows the recipe rather than the noise;
    mAP is kept for the claim;
-1+. that recipe with the 1, 2, 4, ... activation tensors most sensitive to 8 bits
-   (sensitivity) kept in FP32: a tensor is kept float by leaving its producer and
-   all its consumers unquantized.
+FT. that recipe fine-tuned (finetune: quantization-aware, distilled from FP32 on the fold's
+   calibration images): the same graph and speed, only the integers change;
+1+. that recipe (fine-tuned, when fine-tuning is on) with the 1, 2, 4, ... activation tensors
+   most sensitive to 8 bits (sensitivity) kept in FP32: a tensor is kept float by leaving
+   its producer and all its consumers unquantized; each costs speed.
 The output tail is always FP32 (see prepare.tail_nodes).
 """
 
@@ -31,6 +33,7 @@ import numpy as np
 import onnx
 
 from ednas.compress.quantize.calibration import Range, TensorStats, compute_ranges
+from ednas.compress.quantize.finetune import FinetuneConfig, finetune_qdq
 from ednas.compress.quantize.plain import build_qdq
 from ednas.compress.quantize.sensitivity import output_error, tensor_sensitivity
 from ednas.errors import EdnasError
@@ -57,9 +60,10 @@ class Recipe:
     method: str  # activation range method (calibration.METHODS)
     bias_correction: bool  # bias_correction after quantizing
     fallback: int = 0  # most sensitive activation tensors kept in FP32
+    finetune: bool = False  # quantization-aware fine-tuning after bias correction (finetune)
 
     def __str__(self) -> str:
-        fixes = [self.method] + ["bias-corrected"] * self.bias_correction
+        fixes = [self.method] + ["bias-corrected"] * self.bias_correction + ["fine-tuned"] * self.finetune
         return ", ".join(fixes + ([f"{self.fallback} tensors FP32"] if self.fallback else []))
 
 
@@ -110,10 +114,12 @@ class Builder:
 
     def __init__(self, prepared: Path, stats: dict[tuple[int, ...], dict[str, TensorStats]], inputs: np.ndarray,
                  tail: Sequence[str], evaluate: Evaluate | None, work_dir: Path, num_scores: int, reduce_range: bool,
-                 sens_images: int = 2, threads: int | None = None) -> None:
+                 sens_images: int = 2, threads: int | None = None,
+                 finetune: FinetuneConfig = FinetuneConfig()) -> None:
         self.prepared, self.stats, self.inputs, self.tail = prepared, stats, inputs, list(tail)
         self.evaluate, self.work_dir, self.num_scores = evaluate, work_dir, num_scores
         self.reduce_range, self.sens_images, self.threads = reduce_range, sens_images, threads
+        self.finetune = finetune
         self.model = load_onnx(prepared)
         self._built: dict[tuple, Built] = {}
         self._order: dict[tuple, list[str]] = {}
@@ -142,6 +148,10 @@ class Builder:
             path = build_qdq(self.prepared, self.ranges(calib, recipe.method), exclude, self.reduce_range,
                              self.inputs[list(calib)] if recipe.bias_correction else None,
                              self.work_dir / f"{name}.onnx", self.threads)
+            if recipe.finetune:
+                path, _, _ = finetune_qdq(path, self.prepared, self.inputs[list(calib)],
+                                          self.work_dir / f"{name}_ft.onnx", self.num_scores, self.reduce_range,
+                                          self.finetune, self.threads)
             scores = self.evaluate(path) if self.evaluate is not None else None
             error = output_error(self._outputs(self.prepared, calib), self._outputs(path, calib), self.num_scores)
             self._built[key] = Built(path, recipe, exclude, tensors, scores, error)
@@ -180,36 +190,56 @@ def _choose(builder: Builder, fp32: PerImageAP, fold: Fold, recipes: Sequence[Re
     return best
 
 
-def levels(max_fallback: int) -> list[int]:
-    """0 (the grid), then the fallback counts 1, 2, 4, ... up to max_fallback."""
-    out, n = [0], 1
+@dataclass(frozen=True)
+class Level:
+    """Fixes added to the grid's recipe: fine-tuning, and tensors kept FP32."""
+
+    finetune: bool
+    fallback: int
+
+    def __str__(self) -> str:
+        parts = ["fine-tuned"] * self.finetune + [f"{self.fallback} tensors FP32"] * bool(self.fallback)
+        return ", ".join(parts) or "grid"
+
+
+FINETUNE = ("auto", "always", "off")  # fine-tuning: a level after the grid's | every level | never
+
+
+def levels(max_fallback: int, finetune: str = "off") -> list[Level]:
+    """The grid (unless fine-tuning is `always`), then fine-tuning (free in speed), then the
+    fallback counts 1, 2, 4, ... up to max_fallback on top (each costs speed)."""
+    tuned = finetune != "off"
+    out = [Level(False, 0)] * (finetune != "always") + [Level(True, 0)] * tuned
+    n = 1
     while n <= max_fallback:
-        out.append(n)
+        out.append(Level(tuned, n))
         n *= 2
     return out
 
 
 def search(builder: Builder, fp32: PerImageAP, folds: Sequence[Fold], shipped: Fold, grid: Sequence[Recipe],
-           max_drop: float, max_fallback: int = 64) -> SearchResult:
+           max_drop: float, max_fallback: int = 64, finetune: str = "off") -> SearchResult:
     """The first level whose held-out drop has its upper end <= max_drop; AccuracyBoundError
     (one line: the best held-out drop, and the images needed when the set is too small)."""
     tried: list[dict] = []
     base = [_choose(builder, fp32, f, grid, tried, str(k)) for k, f in enumerate(folds)]
     best: Estimate | None = None
     stalled = 0
-    for n in levels(max_fallback):
+    for level in levels(max_fallback, finetune):
+        n = level.fallback
         if n and n > len(builder.sensitive(folds[0].calib, base[0].recipe.method)):
             break
-        chosen = base if n == 0 else [builder.build(f.calib, replace(b.recipe, fallback=n))
-                                      for f, b in zip(folds, base)]
+        fixes = {"finetune": level.finetune, "fallback": n}
+        chosen = base if level == Level(False, 0) else [builder.build(f.calib, replace(b.recipe, **fixes))
+                                                        for f, b in zip(folds, base)]
         held, per_fold = paired_drops(fp32, [c.scores for c in chosen], [f.check for f in folds])
-        tried.append({"level": n, "held_out_drop": round(held.value, 3),
+        tried.append({"level": n, "finetune": level.finetune, "held_out_drop": round(held.value, 3),
                       "ci95": [round(held.low, 3), round(held.high, 3)]})
-        log.info("%d tensors FP32: held-out drop %s", n, held)
+        log.info("%s: held-out drop %s", level, held)
         if held.high <= max_drop:
             ship = _choose(builder, fp32, shipped, grid, tried, "all")
-            if n:
-                ship = builder.build(shipped.calib, replace(ship.recipe, fallback=n))
+            if level != Level(False, 0):
+                ship = builder.build(shipped.calib, replace(ship.recipe, **fixes))
             in_sample = paired_drop(fp32, [ship.scores], [shipped.choose])
             return SearchResult(ship, held, per_fold, [c.recipe for c in chosen], in_sample, tried)
         stalled = 0 if best is None or held.high < best.high - STALL_POINTS else stalled + 1

@@ -58,6 +58,8 @@ class QuantizeConfig:
     target_cpu: str = "auto"  # auto (this CPU's flags) | avx2 (7-bit weights) | vnni (8-bit), see ednas.cpu
     folds: int = 2  # cross-validation folds of the annotated images (accuracy-aware mode)
     bias_correction: bool | None = None  # None: tried both ways in accuracy-aware mode, on otherwise
+    finetune: str = "auto"  # quantization-aware fine-tuning in the accuracy search (accuracy_search.FINETUNE)
+    finetune_steps: int = 200  # its optimizer steps (finetune.FinetuneConfig)
 
 
 # ort without --images: mse + bias correction, the recipe whose output came closest to FP32's in
@@ -103,6 +105,12 @@ def _check(config: QuantizeConfig, images: object, ann: object) -> QuantizeConfi
         raise InputError(f"`num_calib` {config.num_calib}: give at least 1 image")
     if not config.max_drop >= 0:
         raise InputError(f"`max_drop` {config.max_drop:g}: give the allowed mAP drop in points, >= 0 (e.g. 0.5)")
+    from ednas.compress.quantize.accuracy_search import FINETUNE
+
+    if config.finetune not in FINETUNE:
+        raise InputError(f"`finetune` {config.finetune!r} is not one of {', '.join(FINETUNE)}")
+    if config.finetune_steps < 1:
+        raise InputError(f"`finetune_steps` {config.finetune_steps}: give at least 1 (or `finetune` off)")
     if config.folds < 2:
         raise InputError(f"`folds` {config.folds}: give at least 2 (one fold chooses, the other checks)")
     if config.target_cpu not in TARGETS:
@@ -150,6 +158,7 @@ def _ort_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: A
               dataset: Any) -> tuple[Path, dict[str, Any]]:
     """ONNX Runtime QDQ (accuracy-aware via accuracy_search): (INT8 path, summary facts)."""
     from ednas.compress.quantize.accuracy_search import Builder, Recipe, search
+    from ednas.compress.quantize.finetune import FinetuneConfig, unsupported_ops
     from ednas.compress.quantize.plain import build_plain_int8
     from ednas.cpu import cpu_info, int8_weights
 
@@ -179,14 +188,19 @@ def _ort_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: A
     groups = list(dict.fromkeys([f.calib for f in folds] + [shipped.calib]))
     stats = dict(zip(groups, calib.collect_group_stats(prepared, inputs, groups, config.threads)))
     builder = Builder(prepared, stats, inputs, tail, evaluate, work, num_scores, weights.reduce_range,
-                      config.sens_images, config.threads)
+                      config.sens_images, config.threads, FinetuneConfig(steps=config.finetune_steps))
     corrections = [False, True] if config.bias_correction is None else [config.bias_correction]
     grid = [Recipe(m, b) for m in methods for b in corrections]
-    result = search(builder, fp32, folds, shipped, grid, config.max_drop)
+    unknown = unsupported_ops(load_onnx(prepared)) if config.finetune != "off" else []
+    if unknown:
+        log.warning("no quantization-aware fine-tuning: it cannot run %s nodes", ", ".join(unknown))
+    result = search(builder, fp32, folds, shipped, grid, config.max_drop,
+                    finetune="off" if unknown else config.finetune)
     ship, held = result.shipped, result.held_out
     facts["calibration"]["method"] = ship.recipe.method
     facts.update(
         recipe=str(ship.recipe), bias_correction=ship.recipe.bias_correction,
+        finetune=asdict(builder.finetune) if ship.recipe.finetune else None,
         drop_points=held.value, drop_ci95=[held.low, held.high],
         held_out={"drop_points": held.value, "ci95": [held.low, held.high], "images": held.images,
                   "folds": len(folds), "per_fold": [asdict(d) for d in result.fold_drops],

@@ -108,3 +108,18 @@ def test_choice_follows_output_error_not_map_noise() -> None:
     builder = ErrorBuilder({lucky: FP32, close: degraded(0.9)})
     result = search(builder, FP32, FOLDS, SHIPPED, [lucky, close], 100.0, max_fallback=0)
     assert result.fold_recipes == [close, close] and result.shipped.recipe == close
+
+
+def test_finetuning_is_tried_before_keeping_tensors_fp32() -> None:
+    """Fine-tuning costs no speed, so it comes before the fallback levels; the shipped model
+    is the fine-tuned one, with no tensor in FP32."""
+    tuned = Recipe("percentile", False, finetune=True)
+    builder = FakeBuilder({PLAIN: degraded(0.5), tuned: FP32, Recipe("percentile", False, 1, True): FP32})
+    result = search(builder, FP32, FOLDS, SHIPPED, [PLAIN], 0.5, max_fallback=1, finetune="auto")
+    assert result.shipped.recipe == tuned and result.fold_recipes == [tuned, tuned]
+    assert all(r.fallback == 0 for r in builder.built)
+    assert [(t["level"], t["finetune"]) for t in result.tried if "held_out_drop" in t] == [(0, False), (0, True)]
+    assert str(tuned) == "percentile, fine-tuned"
+    always = search(FakeBuilder(builder.scores), FP32, FOLDS, SHIPPED, [PLAIN], 100.0, max_fallback=1,
+                    finetune="always")
+    assert always.shipped.recipe == tuned  # the grid's level is skipped, though it would pass 100 points

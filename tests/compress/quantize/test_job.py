@@ -58,7 +58,7 @@ def tiny(tmp_path_factory) -> Path:
     return _export(TinyDetector(), tmp_path_factory.mktemp("m") / "tiny.onnx", opset=11)
 
 
-FAST = QuantizeConfig(num_calib=6, sens_images=2, timing_runs=3, threads=1)
+FAST = QuantizeConfig(num_calib=6, sens_images=2, timing_runs=3, threads=1, finetune_steps=5)
 
 
 def _run(model: Path, out: Path) -> np.ndarray:
