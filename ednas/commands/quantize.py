@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--finetune", choices=("auto", "always", "off"), default="auto",
                    help="quantization-aware fine-tuning (distilled from FP32 on the calibration images; same "
                         "graph and speed) in the accuracy search: auto tries it when the plain recipes miss "
-                        "--max-drop, always applies it (default auto)")
+                        "--max-drop, always applies it (also without --images) (default auto)")
     p.add_argument("--finetune-steps", type=positive_int, default=200, metavar="N",
                    help="its optimizer steps of 8 images (default 200)")
     p.add_argument("--num-calib", type=positive_int, default=128, metavar="N", help="calibration images (default 128)")

@@ -158,7 +158,7 @@ def _ort_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: A
               dataset: Any) -> tuple[Path, dict[str, Any]]:
     """ONNX Runtime QDQ (accuracy-aware via accuracy_search): (INT8 path, summary facts)."""
     from ednas.compress.quantize.accuracy_search import Builder, Recipe, search
-    from ednas.compress.quantize.finetune import FinetuneConfig, unsupported_ops
+    from ednas.compress.quantize.finetune import FinetuneConfig, finetune_qdq, unsupported_ops
     from ednas.compress.quantize.plain import build_plain_int8
     from ednas.cpu import cpu_info, int8_weights
 
@@ -177,9 +177,15 @@ def _ort_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: A
     if evaluate is None:
         bias = True if config.bias_correction is None else config.bias_correction
         plain = build_plain_int8(model, inputs, work, weights.reduce_range, config.calib_method, bias, config.threads)
+        path, tuned = plain.path, FinetuneConfig(steps=config.finetune_steps)
+        if config.finetune == "always":  # nothing checks it without --images: only on request
+            path, _, _ = finetune_qdq(path, plain.prepared, inputs, work / "plain_ft.onnx", num_scores,
+                                      weights.reduce_range, tuned, config.threads)
         facts = facts_of(plain.rewrites)
-        facts.update(fp32_nodes=plain.fp32_nodes, fp32_tensors=[], recipe=str(Recipe(config.calib_method, bias)))
-        return plain.path, facts
+        facts.update(fp32_nodes=plain.fp32_nodes, fp32_tensors=[],
+                     recipe=str(Recipe(config.calib_method, bias, finetune=config.finetune == "always")),
+                     finetune=asdict(tuned) if config.finetune == "always" else None)
+        return path, facts
     prepared, rewrites = qmodel.prepare(model, work)
     tail = qmodel.tail_nodes(load_onnx(prepared))
     facts = facts_of(rewrites)

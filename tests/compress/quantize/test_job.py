@@ -228,3 +228,14 @@ def test_undecodable_calibration_images_are_skipped(tiny: Path, calib_dir: Path,
     (mixed / "zz_broken.jpg").write_bytes(b"not a jpeg")
     summary = quantize(tiny, mixed, tmp_path / "x.onnx", config=replace(FAST, num_calib=10))
     assert summary["calibration"]["images"] == 6
+
+
+def test_finetune_always_without_images(tiny: Path, calib_dir: Path, tmp_path: Path) -> None:
+    plain, tuned = tmp_path / "plain.onnx", tmp_path / "tuned.onnx"
+    quantize(tiny, calib_dir, plain, config=FAST)
+    summary = quantize(tiny, calib_dir, tuned, config=replace(FAST, finetune="always"))
+    assert summary["recipe"].endswith("fine-tuned") and summary["finetune"]["steps"] == 5
+    assert contract_of(onnx.load(str(tuned))) == contract_of(onnx.load(str(plain)))
+    assert [n.op_type for n in onnx.load(str(tuned)).graph.node] == [n.op_type for n in onnx.load(str(plain)).graph.node]
+    with pytest.raises(InputError, match="`finetune` 'sometimes'"):
+        quantize(tiny, calib_dir, tmp_path / "x.onnx", config=replace(FAST, finetune="sometimes"))
