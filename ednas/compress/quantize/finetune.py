@@ -44,6 +44,7 @@ class FinetuneConfig:
     lr: float = 5e-5  # Adam on weights and biases, cosine to 0
     learn_ranges: bool = True  # activation scales trained too (LSQ): held-out output error -30 % instead of -17 %
     range_lr: float = 1e-3  # Adam on log(scale): at most ~20 % over 200 steps
+    weigh_boxes: bool = True  # box errors weighted by FP32's top score at the anchor (_loss)
     seed: int = 0
 
 
@@ -429,10 +430,15 @@ def _augment(x: Any, gen: Any) -> Any:
     return y * gain + torch.empty(b, 1, 1, 1).uniform_(-0.2, 0.2, generator=gen)
 
 
-def _loss(out: Any, ref: Any, num_scores: int, var: tuple[float, float]) -> Any:
-    """sensitivity.output_error as a torch loss: normalised squared error of scores and boxes."""
-    return (((out[..., :num_scores] - ref[..., :num_scores]) ** 2).mean() / var[0]
-            + ((out[..., num_scores:] - ref[..., num_scores:]) ** 2).mean() / var[1])
+def _loss(out: Any, ref: Any, num_scores: int, var: tuple[float, float], weigh_boxes: bool = False) -> Any:
+    """sensitivity.output_error as a torch loss: normalised squared error of scores and boxes;
+    with weigh_boxes each anchor's box error counts by the FP32 model's top score there, so the
+    boxes that become detections, not the background's, are what the weights learn."""
+    box = ((out[..., num_scores:] - ref[..., num_scores:]) ** 2).mean(-1)  # (B, N)
+    if weigh_boxes:
+        w = ref[..., :num_scores].amax(-1)
+        box = box * w / w.mean().clamp_min(1e-12)
+    return ((out[..., :num_scores] - ref[..., :num_scores]) ** 2).mean() / var[0] + box.mean() / var[1]
 
 
 def finetune_qdq(qdq_path: str | Path, fp32_path: str | Path, inputs: np.ndarray, out: str | Path,
@@ -463,7 +469,7 @@ def finetune_qdq(qdq_path: str | Path, fp32_path: str | Path, inputs: np.ndarray
     before = error()
     for step in range(config.steps):
         x = _augment(data[torch.randint(len(data), (config.batch,), generator=gen)], gen)
-        loss = _loss(graph(x)[0], torch.from_numpy(teacher(x.numpy())), num_scores, var)
+        loss = _loss(graph(x)[0], torch.from_numpy(teacher(x.numpy())), num_scores, var, config.weigh_boxes)
         opt.zero_grad()
         loss.backward()
         opt.step()
