@@ -20,6 +20,7 @@ requires. Graph, zero points, contract and speed are the QDQ model's own.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +76,7 @@ _QRANGE = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127)}
 
 def unsupported_ops(model: onnx.ModelProto) -> list[str]:
     """Operator types of `model` that QdqGraph cannot run (empty: it can be fine-tuned)."""
-    return sorted({n.op_type for n in model.graph.node} - set(_OPS) - set(_QDQ))
+    return sorted({n.op_type for n in model.graph.node} - set(_ops()) - set(_QDQ))
 
 
 class QdqGraph:
@@ -170,6 +171,7 @@ class QdqGraph:
     def __call__(self, x: Any) -> list[Any]:
         import torch
 
+        ops = _ops()
         env: dict[str, Any] = {self.model.graph.input[0].name: x}
         for node in self.model.graph.node:
             if node.op_type == "DequantizeLinear" and node.output[0] in self.dq_param:
@@ -187,7 +189,7 @@ class QdqGraph:
                         env[source], float(self.consts[scale]), zero, lo, hi)
                 continue
             args = [self._value(env, name) for name in node.input]
-            out = _OPS[node.op_type](args, _attrs(node)) if node.op_type in _OPS else \
+            out = ops[node.op_type](args, _attrs(node)) if node.op_type in ops else \
                 _QDQ[node.op_type](args, _attrs(node), self._dtype(node))
             for name, value in zip(node.output, out if isinstance(out, (list, tuple)) else [out]):
                 env[name] = value
@@ -344,7 +346,9 @@ def _split(args: list, attrs: dict) -> Any:
     return list(args[0].split(sizes, dim=axis))
 
 
+@functools.lru_cache(maxsize=None)
 def _ops() -> dict[str, Callable[[list, dict], Any]]:
+    """The float operators, by ONNX type (built on first use: torch is imported only here)."""
     import torch
     import torch.nn.functional as F
 
@@ -374,27 +378,6 @@ def _ops() -> dict[str, Callable[[list, dict], Any]]:
     }
 
 
-class _LazyOps(dict):
-    """The operator table, built on first use (torch is imported only when fine-tuning)."""
-
-    def _fill(self) -> None:
-        if not dict.__len__(self):
-            self.update(_ops())
-
-    def __contains__(self, key: object) -> bool:
-        self._fill()
-        return dict.__contains__(self, key)
-
-    def __getitem__(self, key: str) -> Any:
-        self._fill()
-        return dict.__getitem__(self, key)
-
-    def __iter__(self):
-        self._fill()
-        return dict.__iter__(self)
-
-
-_OPS = _LazyOps()
 _QDQ = {"QuantizeLinear": _q, "DequantizeLinear": _dq}
 
 

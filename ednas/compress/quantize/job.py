@@ -177,14 +177,14 @@ def _ort_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: A
     if evaluate is None:
         bias = True if config.bias_correction is None else config.bias_correction
         plain = build_plain_int8(model, inputs, work, weights.reduce_range, config.calib_method, bias, config.threads)
-        path, tuned = plain.path, FinetuneConfig(steps=config.finetune_steps)
-        if config.finetune == "always":  # nothing checks it without --images: only on request
+        path, tune = plain.path, config.finetune == "always"  # nothing checks it without --images: on request only
+        if tune:
             path, _, _ = finetune_qdq(path, plain.prepared, inputs, work / "plain_ft.onnx", num_scores,
-                                      weights.reduce_range, tuned, config.threads)
+                                      weights.reduce_range, FinetuneConfig(steps=config.finetune_steps), config.threads)
         facts = facts_of(plain.rewrites)
         facts.update(fp32_nodes=plain.fp32_nodes, fp32_tensors=[],
-                     recipe=str(Recipe(config.calib_method, bias, finetune=config.finetune == "always")),
-                     finetune=asdict(tuned) if config.finetune == "always" else None)
+                     recipe=str(Recipe(config.calib_method, bias, finetune=tune)),
+                     finetune=asdict(FinetuneConfig(steps=config.finetune_steps)) if tune else None)
         return path, facts
     prepared, rewrites = qmodel.prepare(model, work)
     tail = qmodel.tail_nodes(load_onnx(prepared))
