@@ -149,9 +149,8 @@ class Builder:
                              self.inputs[list(calib)] if recipe.bias_correction else None,
                              self.work_dir / f"{name}.onnx", self.threads)
             if recipe.finetune:
-                path, _, _ = finetune_qdq(path, self.prepared, self.inputs[list(calib)],
-                                          self.work_dir / f"{name}_ft.onnx", self.num_scores, self.reduce_range,
-                                          self.finetune, self.threads)
+                path = finetune_qdq(path, self.prepared, self.inputs[list(calib)], self.work_dir / f"{name}_ft.onnx",
+                                    self.num_scores, self.reduce_range, self.finetune, self.threads)
             scores = self.evaluate(path) if self.evaluate is not None else None
             error = output_error(self._outputs(self.prepared, calib), self._outputs(path, calib), self.num_scores)
             self._built[key] = Built(path, recipe, exclude, tensors, scores, error)

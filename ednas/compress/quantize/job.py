@@ -92,6 +92,7 @@ def _evaluator(images: str | Path, ann: str | Path, threads: int):
 def _check(config: QuantizeConfig, images: object, ann: object) -> QuantizeConfig:
     """The config with the backend's default calibration method filled in; InputError (or
     BackendUnavailableError) for settings that cannot run."""
+    from ednas.compress.quantize.accuracy_search import FINETUNE
     from ednas.cpu import TARGETS
 
     if config.backend not in BACKENDS:
@@ -105,12 +106,10 @@ def _check(config: QuantizeConfig, images: object, ann: object) -> QuantizeConfi
         raise InputError(f"`num_calib` {config.num_calib}: give at least 1 image")
     if not config.max_drop >= 0:
         raise InputError(f"`max_drop` {config.max_drop:g}: give the allowed mAP drop in points, >= 0 (e.g. 0.5)")
-    from ednas.compress.quantize.accuracy_search import FINETUNE
-
     if config.finetune not in FINETUNE:
         raise InputError(f"`finetune` {config.finetune!r} is not one of {', '.join(FINETUNE)}")
     if config.finetune_steps < 1:
-        raise InputError(f"`finetune_steps` {config.finetune_steps}: give at least 1 (or `finetune` off)")
+        raise InputError(f"`finetune_steps` {config.finetune_steps}: give at least 1")
     if config.folds < 2:
         raise InputError(f"`folds` {config.folds}: give at least 2 (one fold chooses, the other checks)")
     if config.target_cpu not in TARGETS:
@@ -158,7 +157,7 @@ def _ort_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: A
               dataset: Any) -> tuple[Path, dict[str, Any]]:
     """ONNX Runtime QDQ (accuracy-aware via accuracy_search): (INT8 path, summary facts)."""
     from ednas.compress.quantize.accuracy_search import Builder, Recipe, search
-    from ednas.compress.quantize.finetune import FinetuneConfig, finetune_qdq, unsupported_ops
+    from ednas.compress.quantize.finetune import FinetuneConfig, finetune_qdq
     from ednas.compress.quantize.plain import build_plain_int8
     from ednas.cpu import cpu_info, int8_weights
 
@@ -166,6 +165,7 @@ def _ort_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: A
     weights = int8_weights(config.target_cpu, info)
     num_scores = int(contract.output_shape[-1]) - REG_CHANNELS
     bits = "7-bit, reduce_range" if weights.reduce_range else "8-bit"
+    tuning = FinetuneConfig(steps=config.finetune_steps)
 
     def facts_of(rewrites: list[str]) -> dict[str, Any]:
         return {"cpu": {"model": info.model, "flags": sorted(info.flags), "target": weights.target,
@@ -177,14 +177,14 @@ def _ort_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: A
     if evaluate is None:
         bias = True if config.bias_correction is None else config.bias_correction
         plain = build_plain_int8(model, inputs, work, weights.reduce_range, config.calib_method, bias, config.threads)
-        path, tune = plain.path, config.finetune == "always"  # nothing checks it without --images: on request only
+        path, tune = plain.path, _finetune_mode(config, plain.prepared) == "always"  # unchecked: on request only
         if tune:
-            path, _, _ = finetune_qdq(path, plain.prepared, inputs, work / "plain_ft.onnx", num_scores,
-                                      weights.reduce_range, FinetuneConfig(steps=config.finetune_steps), config.threads)
+            path = finetune_qdq(path, plain.prepared, inputs, work / "plain_ft.onnx", num_scores,
+                                weights.reduce_range, tuning, config.threads)
         facts = facts_of(plain.rewrites)
         facts.update(fp32_nodes=plain.fp32_nodes, fp32_tensors=[],
                      recipe=str(Recipe(config.calib_method, bias, finetune=tune)),
-                     finetune=asdict(FinetuneConfig(steps=config.finetune_steps)) if tune else None)
+                     finetune=asdict(tuning) if tune else None)
         return path, facts
     prepared, rewrites = qmodel.prepare(model, work)
     tail = qmodel.tail_nodes(load_onnx(prepared))
@@ -194,14 +194,10 @@ def _ort_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: A
     groups = list(dict.fromkeys([f.calib for f in folds] + [shipped.calib]))
     stats = dict(zip(groups, calib.collect_group_stats(prepared, inputs, groups, config.threads)))
     builder = Builder(prepared, stats, inputs, tail, evaluate, work, num_scores, weights.reduce_range,
-                      config.sens_images, config.threads, FinetuneConfig(steps=config.finetune_steps))
+                      config.sens_images, config.threads, tuning)
     corrections = [False, True] if config.bias_correction is None else [config.bias_correction]
     grid = [Recipe(m, b) for m in methods for b in corrections]
-    unknown = unsupported_ops(load_onnx(prepared)) if config.finetune != "off" else []
-    if unknown:
-        log.warning("no quantization-aware fine-tuning: it cannot run %s nodes", ", ".join(unknown))
-    result = search(builder, fp32, folds, shipped, grid, config.max_drop,
-                    finetune="off" if unknown else config.finetune)
+    result = search(builder, fp32, folds, shipped, grid, config.max_drop, finetune=_finetune_mode(config, prepared))
     ship, held = result.shipped, result.held_out
     facts["calibration"]["method"] = ship.recipe.method
     facts.update(
@@ -216,6 +212,20 @@ def _ort_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: A
         in_sample_ci95=[result.in_sample.low, result.in_sample.high],
         fp32_nodes=ship.exclude, fp32_tensors=ship.fallback_tensors, tried=result.tried)
     return ship.path, facts
+
+
+def _finetune_mode(config: QuantizeConfig, prepared: Path) -> str:
+    """config.finetune, or off where the graph has operators fine-tuning cannot run: `auto`
+    logs it and goes on; `always` (asked for explicitly) is refused in one line."""
+    from ednas.compress.quantize.finetune import UnsupportedGraph, unsupported_ops
+
+    unknown = unsupported_ops(load_onnx(prepared)) if config.finetune != "off" else []
+    if unknown and config.finetune == "always":
+        raise UnsupportedGraph(f"`finetune` always: quantization-aware fine-tuning cannot run {', '.join(unknown)} "
+                               "nodes; use `finetune` auto or off")
+    if unknown:
+        log.warning("no quantization-aware fine-tuning: it cannot run %s nodes", ", ".join(unknown))
+    return "off" if unknown else config.finetune
 
 
 def _inc_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: Any, evaluate: Any,

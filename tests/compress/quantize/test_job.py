@@ -239,3 +239,28 @@ def test_finetune_always_without_images(tiny: Path, calib_dir: Path, tmp_path: P
     assert [n.op_type for n in onnx.load(str(tuned)).graph.node] == [n.op_type for n in onnx.load(str(plain)).graph.node]
     with pytest.raises(InputError, match="`finetune` 'sometimes'"):
         quantize(tiny, calib_dir, tmp_path / "x.onnx", config=replace(FAST, finetune="sometimes"))
+
+
+def test_finetune_always_refuses_a_graph_it_cannot_run(calib_dir: Path, tmp_path: Path) -> None:
+    """GELU exports Erf, which the fine-tuning interpreter lacks: `always` is refused in one
+    line and writes nothing; `auto` leaves fine-tuning out of the search."""
+    from ednas.compress.quantize.finetune import UnsupportedGraph
+
+    class Gelu(TinyDetector):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body[1] = nn.GELU()
+
+    model = _export(Gelu(), tmp_path / "gelu.onnx")
+    out = tmp_path / "x.onnx"
+    with pytest.raises(UnsupportedGraph, match="`finetune` always: .*cannot run Erf nodes"):
+        quantize(model, calib_dir, out, config=replace(FAST, finetune="always"))
+    assert not out.exists() and not out.with_suffix(".json").exists()
+    from ednas.compress.quantize.prepare import name_nodes, prepare
+
+    auto = replace(FAST, finetune="auto")
+    for module, mode in ((Gelu(), "off"), (TinyDetector(), "auto")):
+        work = tmp_path / mode
+        work.mkdir()
+        prepared, _ = prepare(name_nodes(onnx.load(str(_export(module, work / "m.onnx")))), work)
+        assert quantize_mod._finetune_mode(auto, prepared) == mode
