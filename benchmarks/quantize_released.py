@@ -1,9 +1,10 @@
 """Accuracy-aware INT8 of the released Enhanced NanoDet_s (or any FP32 ONNX of the family):
-held-out drop with its interval, and speed against FP32, for each weight format (--target-cpu)
-without and with quantization-aware fine-tuning (--finetune off / always).
+held-out drop with its interval, and speed against FP32, for each weight format (--target-cpu),
+with and without activation equalization (--equalize on / off), and without and with
+quantization-aware fine-tuning (--finetune off / always).
 
     python benchmarks/quantize_released.py [--weights W.onnx] [--coco DIR] [--targets vnni avx2]
-        [--finetune off always]
+        [--equalize on off] [--finetune off always]
 
 Accuracy: `ednas quantize` with coco-train128 as both calibration and annotated images and 2
 folds (even / odd images in file-name order): each fold's models are calibrated and chosen
@@ -20,6 +21,7 @@ per-round ratios with their p10-p90. The CPU and its INT8 flags are printed firs
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 from pathlib import Path
 
@@ -36,6 +38,8 @@ def main() -> None:
     p.add_argument("--targets", nargs="+", default=["vnni", "avx2"], choices=["vnni", "avx2"])
     p.add_argument("--finetune", nargs="+", default=["off", "always"], choices=["off", "always"],
                    help="off: the grid's level alone; always: its recipe fine-tuned (default both)")
+    p.add_argument("--equalize", nargs="+", default=["on", "off"], choices=["on", "off"],
+                   help="activation equalization before calibrating (default both)")
     p.add_argument("--max-drop", type=float, default=100.0, help="search bound (default: none, first level)")
     p.add_argument("--threads", type=int, default=2, help="threads for calibration and evaluation")
     p.add_argument("--rounds", type=int, default=200, help="timing rounds per thread count")
@@ -48,26 +52,26 @@ def main() -> None:
     print(f"CPU: {cpu_info().describe()}")
     images, ann = coco / "images", coco / "annotations" / "instances_train128.json"
     models, summaries = {}, {}
-    for target in args.targets:
-        for finetune in args.finetune:
-            name = f"{target}, fine-tuned" if finetune == "always" else target
-            path = out / f"int8_{target}{'_ft' * (finetune == 'always')}.onnx"
-            summaries[name] = quantize(args.weights, images, path, images, ann, QuantizeConfig(
-                max_drop=args.max_drop, threads=args.threads, target_cpu=target, timing_runs=20,
-                finetune=finetune))
-            models[name] = path
+    for target, equalize, finetune in itertools.product(args.targets, args.equalize, args.finetune):
+        fixes = ["equalized"] * (equalize == "on") + ["fine-tuned"] * (finetune == "always")
+        name = ", ".join([target, *fixes])
+        path = out / f"int8_{'_'.join([target, *(f[:2] for f in fixes)])}.onnx"
+        summaries[name] = quantize(args.weights, images, path, images, ann, QuantizeConfig(
+            max_drop=args.max_drop, threads=args.threads, target_cpu=target, timing_runs=20,
+            finetune=finetune, equalize=equalize == "on"))
+        models[name] = path
     timings = {t: time_models(args.weights, models, t, args.rounds) for t in (1, 2)}
 
     print(f"\nCPU: {cpu_info().describe()}; {Path(args.weights).name} FP32 vs INT8, coco-train128, 2 folds "
           "(even/odd)")
-    print(f"{'weights':34s} {'held-out drop (95% CI)':28s} {'fold drops':>13s} {'shipped recipe':44s}"
+    print(f"{'weights':44s} {'held-out drop (95% CI)':28s} {'fold drops':>13s} {'shipped recipe':44s}"
           f" {'1 thr speed-up (p10-p90)':>25s} {'2 thr speed-up (p10-p90)':>25s}")
     for target, s in summaries.items():
         h = s["held_out"]
         folds = "/".join(f"{d['value']:+.2f}" for d in h["per_fold"])
         speed = [f"{tm[target].speedup:.2f} ({tm[target].speedup_p10:.2f}-{tm[target].speedup_p90:.2f})"
                  for tm in timings.values()]
-        print(f"{target + ' (' + s['calibration']['per_channel_weights'] + ')':34s} "
+        print(f"{target + ' (' + s['calibration']['per_channel_weights'] + ')':44s} "
               f"{h['drop_points']:+.2f} ({h['ci95'][0]:+.2f} to {h['ci95'][1]:+.2f})".ljust(63)
               + f" {folds:>13s} {s['recipe']:44s} {speed[0]:>25s} {speed[1]:>25s}")
     for target, s in summaries.items():

@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "--max-drop, always applies it (also without --images) (default auto)")
     p.add_argument("--finetune-steps", type=positive_int, default=200, metavar="N",
                    help="its optimizer steps of 8 images (default 200)")
+    p.add_argument("--no-equalize", dest="equalize", action="store_false",
+                   help="do not rescale activation channels to share one 8-bit scale per tensor before "
+                        "calibrating (equalization is exact in FP32 and on by default)")
     p.add_argument("--num-calib", type=positive_int, default=128, metavar="N", help="calibration images (default 128)")
     p.add_argument("--threads", type=positive_int, default=2, help="ORT threads for evaluation and timing")
     p.add_argument("--out", metavar="OUT.onnx", help="default: MODEL.int8.onnx")
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     config = QuantizeConfig(
         backend=args.backend, calib_method=args.calib_method, recipe=args.recipe, num_calib=args.num_calib,
         max_drop=args.max_drop, threads=args.threads, folds=args.folds, target_cpu=args.target_cpu,
-        finetune=args.finetune, finetune_steps=args.finetune_steps,
+        finetune=args.finetune, finetune_steps=args.finetune_steps, equalize=args.equalize,
     )
     s = quantize(args.model, args.calib, out, args.images, args.ann, config)
     if "cpu" in s:

@@ -78,7 +78,8 @@ def int8_weights() -> "WeightChoice":
 def quantize_int8(src: Path, dst: Path, samples: int = CALIB_SAMPLES, seed: int = 0) -> None:
     """What `ednas quantize` ships without annotated images (ednas.compress.quantize.plain: exact
     rewrites, FP32 output tail, this CPU's weight bits, bias correction), calibrated on random
-    feeds with minmax ranges, which is enough for timing (TIMING_METHOD)."""
+    feeds with minmax ranges and no equalization (it changes weights, not the graph), which is
+    enough for timing (TIMING_METHOD)."""
     import onnx
 
     from ednas.compress.quantize.plain import build_plain_int8
@@ -93,7 +94,8 @@ def quantize_int8(src: Path, dst: Path, samples: int = CALIB_SAMPLES, seed: int 
     inputs = [{n: rng.standard_normal(s, dtype=np.float32) for n, s in shapes.items()} for _ in range(samples)]
     with _quiet_quantizer(), warnings.catch_warnings(), scratch_dir("int8") as work:
         warnings.simplefilter("ignore")
-        built = build_plain_int8(model, inputs, work, int8_weights().reduce_range, TIMING_METHOD)
+        built = build_plain_int8(model, inputs, work, int8_weights().reduce_range, TIMING_METHOD,
+                                 equalize=False)
         with atomic_path(dst) as tmp:
             shutil.copyfile(built.path, tmp)
 

@@ -9,8 +9,10 @@ same choice on all images; its drop there (on images that chose it) is reported,
 as that.
 
 Levels of fixes, cheapest in speed first:
-0. every conv INT8; the grid of range methods x bias correction (bias_correction); the recipe
-   whose detector output is closest to FP32's on the fold's calibration images wins. That
+0. every conv INT8, quantized from the FP32 model equalized on the fold's calibration images
+   (equalize; `Builder.sources`); the grid of range methods x bias correction
+   (bias_correction); the recipe whose detector output is closest to FP32's on the fold's
+   calibration images wins. That
    error moves far less from image to image than mAP on a few dozen images (whose paired
    spread is about a point on 64), so the choice follows the recipe rather than the noise;
    mAP is kept for the claim;
@@ -110,20 +112,28 @@ def fallback_nodes(model: onnx.ModelProto, tensors: Sequence[str]) -> list[str]:
 
 
 class Builder:
-    """Builds (and caches) the INT8 model of a recipe calibrated on a group of inputs."""
+    """Builds (and caches) the INT8 model of a recipe calibrated on a group of inputs.
+
+    `prepared` is the FP32 reference the output error is measured against; `sources` maps a
+    group of calibration inputs to the FP32 model its INT8 models are built from (the same
+    function, equalized on that group: equalize), `prepared` itself for groups not in it."""
 
     def __init__(self, prepared: Path, stats: dict[tuple[int, ...], dict[str, TensorStats]], inputs: np.ndarray,
                  tail: Sequence[str], evaluate: Evaluate | None, work_dir: Path, num_scores: int, reduce_range: bool,
                  sens_images: int = 2, threads: int | None = None,
-                 finetune: FinetuneConfig = FinetuneConfig()) -> None:
+                 finetune: FinetuneConfig = FinetuneConfig(),
+                 sources: dict[tuple[int, ...], Path] | None = None) -> None:
         self.prepared, self.stats, self.inputs, self.tail = prepared, stats, inputs, list(tail)
         self.evaluate, self.work_dir, self.num_scores = evaluate, work_dir, num_scores
         self.reduce_range, self.sens_images, self.threads = reduce_range, sens_images, threads
-        self.finetune = finetune
+        self.finetune, self.sources = finetune, sources or {}
         self.model = load_onnx(prepared)
         self._built: dict[tuple, Built] = {}
         self._order: dict[tuple, list[str]] = {}
         self._reference: dict[tuple[int, ...], np.ndarray] = {}
+
+    def source(self, calib: tuple[int, ...]) -> Path:
+        return self.sources.get(calib, self.prepared)
 
     def ranges(self, calib: tuple[int, ...], method: str) -> dict[str, Range]:
         return compute_ranges(self.stats[calib], method)
@@ -135,7 +145,8 @@ class Builder:
             tail_tensors = {o for n in self.model.graph.node if n.name in set(self.tail) for o in n.output}
             candidates = [t for t in ranges if t not in tail_tensors]
             sens_inputs = self.inputs[list(calib[: self.sens_images])]
-            sens = tensor_sensitivity(self.prepared, ranges, candidates, sens_inputs, self.num_scores, self.threads)
+            sens = tensor_sensitivity(self.source(calib), ranges, candidates, sens_inputs, self.num_scores,
+                                      self.threads)
             self._order[(calib, method)] = sorted(candidates, key=lambda t: -sens[t])
         return self._order[(calib, method)]
 
@@ -145,12 +156,13 @@ class Builder:
             tensors = self.sensitive(calib, recipe.method)[: recipe.fallback] if recipe.fallback else []
             exclude = list(dict.fromkeys([*self.tail, *fallback_nodes(self.model, tensors)]))
             name = f"cand{len(self._built)}"
-            path = build_qdq(self.prepared, self.ranges(calib, recipe.method), exclude, self.reduce_range,
+            path = build_qdq(self.source(calib), self.ranges(calib, recipe.method), exclude, self.reduce_range,
                              self.inputs[list(calib)] if recipe.bias_correction else None,
                              self.work_dir / f"{name}.onnx", self.threads)
             if recipe.finetune:
-                path = finetune_qdq(path, self.prepared, self.inputs[list(calib)], self.work_dir / f"{name}_ft.onnx",
-                                    self.num_scores, self.reduce_range, self.finetune, self.threads)
+                path = finetune_qdq(path, self.source(calib), self.inputs[list(calib)],
+                                    self.work_dir / f"{name}_ft.onnx", self.num_scores, self.reduce_range,
+                                    self.finetune, self.threads)
             scores = self.evaluate(path) if self.evaluate is not None else None
             error = output_error(self._outputs(self.prepared, calib), self._outputs(path, calib), self.num_scores)
             self._built[key] = Built(path, recipe, exclude, tensors, scores, error)

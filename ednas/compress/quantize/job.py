@@ -60,6 +60,7 @@ class QuantizeConfig:
     bias_correction: bool | None = None  # None: tried both ways in accuracy-aware mode, on otherwise
     finetune: str = "auto"  # quantization-aware fine-tuning in the accuracy search (accuracy_search.FINETUNE)
     finetune_steps: int = 200  # its optimizer steps (finetune.FinetuneConfig)
+    equalize: bool = True  # rescale activation channels before calibrating (equalize)
 
 
 # ort without --images: mse + bias correction, the recipe whose output came closest to FP32's in
@@ -176,12 +177,14 @@ def _ort_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: A
 
     if evaluate is None:
         bias = True if config.bias_correction is None else config.bias_correction
-        plain = build_plain_int8(model, inputs, work, weights.reduce_range, config.calib_method, bias, config.threads)
+        plain = build_plain_int8(model, inputs, work, weights.reduce_range, config.calib_method, bias,
+                                 config.equalize, config.threads)
         path, tune = plain.path, _finetune_mode(config, plain.prepared) == "always"  # unchecked: on request only
         if tune:
             path = finetune_qdq(path, plain.prepared, inputs, work / "plain_ft.onnx", num_scores,
                                 weights.reduce_range, tuning, config.threads)
         facts = facts_of(plain.rewrites)
+        facts["calibration"]["equalized_tensors"] = plain.equalized
         facts.update(fp32_nodes=plain.fp32_nodes, fp32_tensors=[],
                      recipe=str(Recipe(config.calib_method, bias, finetune=tune)),
                      finetune=asdict(tuning) if tune else None)
@@ -192,9 +195,14 @@ def _ort_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: A
     fp32 = evaluate(prepared)
     folds, shipped = _folds(dataset, fp32.image_ids, files, config.folds)
     groups = list(dict.fromkeys([f.calib for f in folds] + [shipped.calib]))
-    stats = dict(zip(groups, calib.collect_group_stats(prepared, inputs, groups, config.threads)))
+    sources, equalized = _equalized(prepared, inputs, groups, work, config)
+    if sources:  # each group's statistics on its own equalized model
+        stats = {g: calib.collect_stats(sources[g], inputs[list(g)], config.threads) for g in groups}
+    else:
+        stats = dict(zip(groups, calib.collect_group_stats(prepared, inputs, groups, config.threads)))
+    facts["calibration"]["equalized_tensors"] = equalized.get(shipped.calib, 0)
     builder = Builder(prepared, stats, inputs, tail, evaluate, work, num_scores, weights.reduce_range,
-                      config.sens_images, config.threads, tuning)
+                      config.sens_images, config.threads, tuning, sources)
     corrections = [False, True] if config.bias_correction is None else [config.bias_correction]
     grid = [Recipe(m, b) for m in methods for b in corrections]
     result = search(builder, fp32, folds, shipped, grid, config.max_drop, finetune=_finetune_mode(config, prepared))
@@ -212,6 +220,20 @@ def _ort_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: A
         in_sample_ci95=[result.in_sample.low, result.in_sample.high],
         fp32_nodes=ship.exclude, fp32_tensors=ship.fallback_tensors, tried=result.tried)
     return ship.path, facts
+
+
+def _equalized(prepared: Path, inputs: np.ndarray, groups: list[tuple[int, ...]], work: Path,
+               config: QuantizeConfig) -> tuple[dict[tuple[int, ...], Path], dict[tuple[int, ...], int]]:
+    """Each calibration group's equalized FP32 model (equalize: channel ranges from that group
+    only, so a fold's model has seen none of the images that check it) and how many tensors
+    it rescaled; nothing with equalization off."""
+    from ednas.compress.quantize.equalize import equalize_file
+
+    sources, counts = {}, {}
+    for k, group in enumerate(groups if config.equalize else []):
+        sources[group], counts[group] = equalize_file(prepared, inputs[list(group)], work / f"equalized{k}.onnx",
+                                                      threads=config.threads)
+    return sources, counts
 
 
 def _finetune_mode(config: QuantizeConfig, prepared: Path) -> str:

@@ -20,7 +20,7 @@ from ednas.errors import InputError, ModelMismatchError
 from ednas.eval.bootstrap import PerImageAP
 from test_accuracy_search import gt_and_perfect  # same folder, on sys.path
 
-from ednas.compress.quantize import job as quantize_mod
+from ednas.compress.quantize import equalize, job as quantize_mod
 
 SIZE = 32
 NUM_CLASSES = 4
@@ -85,6 +85,12 @@ def test_quantize_keeps_contract_and_output(tiny: Path, calib_dir: Path, tmp_pat
     assert saved["latency"]["speedup"] > 0 and saved["calibration"]["images"] == 6
     # the tiny detector's 3-channel stem conv and its one-level output tail are rewritten
     assert len(saved["calibration"]["exact_rewrites"]) == 2
+    assert saved["calibration"]["equalized_tensors"] > 0  # of conv-LeakyReLU-dw-ReLU6-conv-LeakyReLU-head
+
+
+def test_no_equalize(tiny: Path, calib_dir: Path, tmp_path: Path) -> None:
+    summary = quantize(tiny, calib_dir, tmp_path / "plain.onnx", config=replace(FAST, equalize=False))
+    assert summary["calibration"]["equalized_tensors"] == 0
 
 
 def test_opset_conversion(tiny: Path) -> None:
@@ -134,8 +140,13 @@ def test_accuracy_aware_reachable_cross_validated(tiny: Path, calib_dir: Path, t
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     scored: list[str] = []
     monkeypatch.setattr(quantize_mod, "_evaluator", _fake_evaluator(_Annotated().perfect, scored))
+    equalized_on: list[int] = []
+    real = equalize.equalize_file
+    monkeypatch.setattr(equalize, "equalize_file",
+                        lambda p, x, *a, **k: equalized_on.append(len(x)) or real(p, x, *a, **k))
     out = tmp_path / "ok.onnx"
     summary = quantize(tiny, calib_dir, out, "imgs", "ann.json", config=FAST)
+    assert equalized_on == [3, 3, 6]  # each fold on its own calibration images, the shipped model on all
     assert summary["drop_points"] == 0 and summary["drop_ci95"] == [0, 0] and out.exists()
     held = summary["held_out"]
     assert held["folds"] == 2 and held["images"] == 8 and len(held["per_fold"]) == 2
