@@ -55,7 +55,7 @@ def main() -> None:
     for target, equalize, finetune in itertools.product(args.targets, args.equalize, args.finetune):
         fixes = ["equalized"] * (equalize == "on") + ["fine-tuned"] * (finetune == "always")
         name = ", ".join([target, *fixes])
-        path = out / f"int8_{'_'.join([target, *(f[:2] for f in fixes)])}.onnx"
+        path = out / f"int8_{target}{'_eq' * (equalize == 'on')}{'_ft' * (finetune == 'always')}.onnx"
         summaries[name] = quantize(args.weights, images, path, images, ann, QuantizeConfig(
             max_drop=args.max_drop, threads=args.threads, target_cpu=target, timing_runs=20,
             finetune=finetune, equalize=equalize == "on"))
