@@ -17,7 +17,8 @@ import statistics
 from html import escape
 from typing import Any
 
-from ednas.report.pareto import SCALE_RULE, Hover, ParetoView, Row, front_line
+from ednas.report.pareto import (REF_LABEL_Y, SCALE_RULE, Hover, ParetoView, Row, front_line, labels_below,
+                                 latency_range)
 
 # colours (colour-blind safe where it matters: front vs INT8 vs pruned)
 C_TRIAL = "#94a3b8"
@@ -80,8 +81,8 @@ def figure_dict(view: ParetoView) -> dict[str, Any]:
     traces = _trial_traces(view, y_range[0])
     traces += _front_traces(view)
     variant_traces, arrows = _variant_traces(view)
-    traces += variant_traces + _baseline_traces(view)
-    x_range = _x_range(view)
+    x_range = latency_range(view)
+    traces += variant_traces + _baseline_traces(view, x_range, y_range)
     shapes, labels = _guides(view, x_range[1])
     layout = {
         "height": 620,
@@ -107,13 +108,6 @@ def _y_range(view: ParetoView) -> list[float]:
     lo, hi = min(acc), max(acc)
     pad = max(1.0, 0.08 * (hi - lo))
     return [lo - 1.6 * pad, hi + 1.2 * pad]
-
-
-def _x_range(view: ParetoView) -> list[float]:
-    xs = [r.ms for r in view.rows] + [r.predicted_ms for r in view.rows if r.predicted_ms is not None]
-    xs += [t.predicted_ms for t in view.evaluated_trials + view.unevaluated_trials + view.extra_baselines]
-    xs += list(view.run.reference_ms.values()) + ([view.budget_ms] if view.budget_ms is not None else [])
-    return [max(0.0, min(xs) * 0.9), max(xs) * 1.06]
 
 
 def _trial_traces(view: ParetoView, y_floor: float) -> list[dict[str, Any]]:
@@ -194,20 +188,25 @@ def _variant_traces(view: ParetoView) -> tuple[list[dict[str, Any]], list[dict[s
     return traces, arrows
 
 
-def _baseline_traces(view: ParetoView) -> list[dict[str, Any]]:
-    """Labelled baselines: measured (pareto.csv), else at their predicted latency (trials.csv)."""
+def _baseline_traces(view: ParetoView, x_range: list[float], y_range: list[float]) -> list[dict[str, Any]]:
+    """Labelled baselines: measured (pareto.csv), else at their predicted latency (trials.csv);
+    a label that would overlap another goes below its point."""
     bases, extra = view.baselines, view.extra_baselines
+    points = [(r.ms, r.acc) for r in bases] + [(t.predicted_ms, 100 * t.map) for t in extra]
+    sides = ["bottom center" if b else "top center"
+             for b in labels_below(points, x_range[1] - x_range[0], y_range[1] - y_range[0])]
     traces = [_scatter(
         "baselines", [r.ms for r in bases], [r.acc for r in bases],
         [_hover_text(view.hover(r), view.metric) for r in bases], [r.name for r in bases],
         {"color": C_BASE, "size": 11, "symbol": "diamond", "line": {"color": "white", "width": 1}},
-        "pareto.csv:baseline", mode="markers+text", text=[_esc(r.name) for r in bases])]
+        "pareto.csv:baseline", mode="markers+text", text=[_esc(r.name) for r in bases],
+        textposition=sides[:len(bases)])]
     if extra:
         traces.append(_scatter(
             "baselines (predicted ms)", [t.predicted_ms for t in extra], [100 * t.map for t in extra],
             [_hover_text(view.trial_hover(t), view.metric) for t in extra], [t.name for t in extra],
             {"color": C_BASE, "size": 10, "symbol": "diamond-open"}, "trials.csv:baseline",
-            mode="markers+text", text=[_esc(t.name) for t in extra]))
+            mode="markers+text", text=[_esc(t.name) for t in extra], textposition=sides[len(bases):]))
     return traces
 
 
@@ -223,7 +222,7 @@ def _guides(view: ParetoView, x_max: float) -> tuple[list[dict[str, Any]], list[
         labels.append(_vlabel(view.budget_ms, f"budget {view.budget_ms:.2f} ms", C_BUDGET, 1.0))
     for i, (name, ms) in enumerate(sorted(view.run.reference_ms.items(), key=lambda kv: kv[1])):
         shapes.append(_vline(ms, C_REF, "dashdot", 1.5))
-        labels.append(_vlabel(ms, f"{_esc(name)} {ms:.2f} ms", C_REF, 0.94 - 0.06 * (i % 3)))
+        labels.append(_vlabel(ms, f"{_esc(name)} {ms:.2f} ms", C_REF, REF_LABEL_Y + 0.06 * (i % 3), "bottom"))
     if view.best is not None:
         b = view.best
         labels.append({"x": b.ms, "y": b.acc, "xref": "x", "yref": "y", "ax": -40, "ay": -42,
@@ -240,13 +239,13 @@ def _guides(view: ParetoView, x_max: float) -> tuple[list[dict[str, Any]], list[
 
 def _scatter(name: str, x: list, y: list, hover: list[str], names: list[str], marker: dict[str, Any],
              source: str, mode: str = "markers", legendgroup: str | None = None,
-             text: list[str] | None = None) -> dict[str, Any]:
+             text: list[str] | None = None, textposition: list[str] | None = None) -> dict[str, Any]:
     trace: dict[str, Any] = {"type": "scatter", "mode": mode, "name": name, "x": x, "y": y, "hovertext": hover,
                              "hoverinfo": "text", "customdata": names, "marker": marker, "meta": {"source": source}}
     if legendgroup:
         trace["legendgroup"] = legendgroup
     if text is not None:
-        trace.update(text=text, textposition="top center", textfont={"size": 12, "color": C_BASE})
+        trace.update(text=text, textposition=textposition or "top center", textfont={"size": 12, "color": C_BASE})
     return trace
 
 
@@ -259,8 +258,9 @@ def _vline(x: float, color: str, dash: str, width: float) -> dict[str, Any]:
             "line": {"color": color, "width": width, "dash": dash}}
 
 
-def _vlabel(x: float, text: str, color: str, y: float) -> dict[str, Any]:
+def _vlabel(x: float, text: str, color: str, y: float, yanchor: str = "auto") -> dict[str, Any]:
     return {"x": x, "y": y, "xref": "x", "yref": "paper", "text": text, "showarrow": False, "xanchor": "left",
+            "yanchor": yanchor,
             "xshift": 4, "font": {"color": color, "size": 12}, "bgcolor": "rgba(255,255,255,0.8)"}
 
 

@@ -197,10 +197,39 @@ def front_scaled_ms(p: FrontPoint, base_ms: float | None) -> float | None:
     return p.measured_over_predicted * p.predicted_ms
 
 
+def latency_range(view: ParetoView) -> list[float]:
+    """The x-axis range that shows every point, predicted latency, reference line and the budget."""
+    xs = [r.ms for r in view.rows] + [r.predicted_ms for r in view.rows if r.predicted_ms is not None]
+    xs += [t.predicted_ms for t in view.evaluated_trials + view.unevaluated_trials + view.extra_baselines]
+    xs += list(view.run.reference_ms.values()) + ([view.budget_ms] if view.budget_ms is not None else [])
+    return [max(0.0, min(xs) * 0.9), max(xs) * 1.06]
+
+
 def front_line(rows: list[Row]) -> list[Row]:
     """The non-dominated rows of `rows`, by latency: the staircase a front is drawn as."""
     keep = non_dominated((r.name, r.ms, r.acc) for r in rows)
     return sorted((r for r in rows if r.name in keep), key=lambda r: r.ms)
+
+
+REF_LABEL_Y = 0.05  # reference-line labels sit low (fraction of the plot's height, above the rug):
+# the models worth reading crowd the top
+LABEL_BOX = (0.10, 0.06)  # a point label's footprint, as fractions of the plot's x and y spans
+
+
+def labels_below(points: list[tuple[float, float]], x_span: float, y_span: float) -> list[bool]:
+    """For text labels centred above (x, y) points: which go below their point instead, so that
+    no two labels above overlap (left to right, a label that would touch one already above
+    goes below)."""
+    w, h = LABEL_BOX[0] * x_span, LABEL_BOX[1] * y_span
+    above: list[tuple[float, float]] = []
+    below = [False] * len(points)
+    for i in sorted(range(len(points)), key=lambda k: points[k]):
+        x, y = points[i]
+        if any(abs(x - ax) < w and abs(y - ay) < h for ax, ay in above):
+            below[i] = True
+        else:
+            above.append((x, y))
+    return below
 
 
 def non_dominated(points: Iterable[tuple[str, float, float]]) -> set[str]:

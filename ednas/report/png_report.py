@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 
 from ednas.report.html_report import C_BASE, C_BUDGET, C_FRONT, C_REF, C_TRIAL, C_VARIANT, LABEL
-from ednas.report.pareto import ParetoView, front_line
+from ednas.report.pareto import REF_LABEL_Y, ParetoView, front_line, labels_below, latency_range
 
 _MPL_SYMBOL = {"fp32": "s", "pruned": "^", "int8": "*"}
 
@@ -59,9 +59,12 @@ def render_png(view: ParetoView, dpi: int = 150) -> bytes:
     bases = view.baselines
     ax.scatter([r.ms for r in bases], [r.acc for r in bases], s=60, c=C_BASE, marker="D",
                edgecolors="white", linewidths=0.8, label="baselines", zorder=5)
-    for r in bases:
-        ax.annotate(r.name, (r.ms, r.acc), xytext=(0, 8), textcoords="offset points", ha="center",
-                    fontsize=9, color=C_BASE, **text)
+    ax.set_xlim(*latency_range(view))
+    y_lo, y_hi = ax.get_ylim()
+    below = labels_below([(r.ms, r.acc) for r in bases], ax.get_xlim()[1] - ax.get_xlim()[0], y_hi - y_lo)
+    for r, low in zip(bases, below):
+        ax.annotate(r.name, (r.ms, r.acc), xytext=(0, -8 if low else 8), textcoords="offset points", ha="center",
+                    va="top" if low else "bottom", fontsize=9, color=C_BASE, **text)
 
     if view.budget_ms is not None:
         ax.axvline(view.budget_ms, color=C_BUDGET, ls="--", lw=1.6, zorder=0)
@@ -70,7 +73,7 @@ def render_png(view: ParetoView, dpi: int = 150) -> bytes:
                 transform=ax.get_xaxis_transform(), **text)
     for i, (name, ms) in enumerate(sorted(view.run.reference_ms.items(), key=lambda kv: kv[1])):
         ax.axvline(ms, color=C_REF, ls="-.", lw=1.2, zorder=0)
-        ax.text(ms, 0.93 - 0.05 * (i % 3), f" {name} {ms:.2f} ms", color=C_REF, va="top", fontsize=9,
+        ax.text(ms, REF_LABEL_Y + 0.05 * (i % 3), f" {name} {ms:.2f} ms", color=C_REF, va="bottom", fontsize=9,
                 transform=ax.get_xaxis_transform(), **text)
     if view.best is not None:
         b = view.best
@@ -79,11 +82,6 @@ def render_png(view: ParetoView, dpi: int = 150) -> bytes:
                     bbox=dict(boxstyle="round,pad=0.3", fc="white", ec=C_BASE, lw=0.8),
                     arrowprops=dict(arrowstyle="-", color=C_BASE, lw=0.8), zorder=6, **text)
 
-    xs = [r.ms for r in view.rows] + [r.predicted_ms for r in measured]
-    xs += [t.predicted_ms for t in trials + rug] + list(view.run.reference_ms.values())
-    if view.budget_ms is not None:
-        xs.append(view.budget_ms)
-    ax.set_xlim(max(0.0, min(xs) * 0.9), max(xs) * 1.06)
     ax.set_xlabel("latency (ms on the latency table's scale: time / base time in one session x base predicted)")
     ax.set_ylabel(f"{view.metric} (%, higher is better)", **text)
     title = f"{view.run.search.get('study') or view.run.path.name}: {view.metric} against latency"

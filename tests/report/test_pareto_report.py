@@ -19,7 +19,7 @@ from run_fixture import BASE_MS, BUDGET_MS, EVIL_BASE, EVIL_GENE, EVIL_REF, EVIL
 from ednas.cli import main
 from ednas.errors import InputError, OutputError
 from ednas.report.html_report import figure_dict, safe_json
-from ednas.report.pareto import build_view, format_genes, non_dominated
+from ednas.report.pareto import build_view, format_genes, labels_below, non_dominated
 from ednas.report.run_folder import load_run
 from ednas.report.run_report import REPORT_FILES, build_report, write_set
 
@@ -91,6 +91,19 @@ def test_models_timed_in_another_session_are_placed_by_their_ratio_to_the_base(r
     assert f"{1 / ratio:.2f}× the speed of base" in view.summary
     raw_base = next(float(r["measured_ms"]) for r in read_rows(run_dir / "pareto.csv") if r["name"] == "base")
     assert f"{raw_base / best.measured_ms:.2f}×" not in view.summary  # the two-session ratio it used to show
+
+
+def test_labels_that_would_overlap_go_below_their_point():
+    # base and uniform_0.5 side by side (the synthetic demo's report): the second label goes below
+    assert labels_below([(1.03, 5.6), (1.02, 5.6)], x_span=1.0, y_span=4.0) == [True, False]
+    # far apart in x, or in y: both stay above
+    assert labels_below([(1.0, 5.6), (1.3, 5.6), (1.0, 2.0)], x_span=1.0, y_span=4.0) == [False, False, False]
+
+
+def test_reference_labels_sit_low_clear_of_the_crowded_top(run_dir):
+    fig = figure_dict(build_view(load_run(run_dir)))
+    refs = [a for a in fig["layout"]["annotations"] if str(a.get("text", "")).endswith("7.90 ms")]
+    assert len(refs) == 1 and refs[0]["yanchor"] == "bottom" and refs[0]["y"] < 0.25
 
 
 def test_the_figure_puts_points_budget_and_references_on_one_scale(run_dir):
