@@ -10,7 +10,7 @@
     extract: {top_k: 6}
     finetune: {epochs: 0}                    # 0: off
     prune: {ratio: 0.0}                      # 0: off
-    quantize: {num_calib: 64}
+    quantize: {num_calib: 64, finetune: false}  # true: each INT8 model fine-tuned (finetune.py)
     evaluate: {images: null}                 # held-out images scored (null: all)
     measure: {runs: 40}
 
@@ -162,9 +162,19 @@ class QuantizeSection:
     num_calib: int = 64  # calibration images (selection half)
     calib_method: Literal["minmax", "percentile", "entropy", "mse"] | None = "percentile"
     timing_runs: int = 20  # quantize's own FP32/INT8 timing rounds (the measure stage is the one reported)
+    finetune: bool = False  # quantization-aware fine-tuning of each INT8 model on the calibration images
+    finetune_steps: int = 200  # its optimizer steps (about 5 minutes per model at 256 px on 2 cores)
 
     def __post_init__(self) -> None:
-        _at_least(1, num_calib=self.num_calib, timing_runs=self.timing_runs)
+        _at_least(1, num_calib=self.num_calib, timing_runs=self.timing_runs, finetune_steps=self.finetune_steps)
+
+    def job_config(self, threads: int | None) -> Any:
+        """The `ednas quantize` settings this section stands for (compress.quantize.job.QuantizeConfig)."""
+        from ednas.compress.quantize.job import QuantizeConfig
+
+        return QuantizeConfig(calib_method=self.calib_method, num_calib=self.num_calib, threads=threads,
+                              timing_runs=self.timing_runs, finetune="always" if self.finetune else "off",
+                              finetune_steps=self.finetune_steps)
 
 
 @dataclass(frozen=True)

@@ -388,13 +388,12 @@ def stage_prune(ctx: Context) -> tuple[dict[str, Any], list[str]]:
 def stage_quantize(ctx: Context) -> tuple[dict[str, Any], list[str]]:
     """Each model exported as the deployable FP32 ONNX and quantized to INT8 (calibrated on the
     selection images). Per model: files already written by a killed run are kept."""
-    from ednas.compress.quantize.job import QuantizeConfig, quantize
+    from ednas.compress.quantize.job import quantize
     from ednas.models.export import export_onnx
 
     cfg = ctx.config.quantize
     calib_dir = _split(ctx, "select")[0]
-    qc = QuantizeConfig(calib_method=cfg.calib_method, num_calib=cfg.num_calib, threads=ctx.config.profile.threads,
-                        timing_runs=cfg.timing_runs)
+    qc = cfg.job_config(ctx.config.profile.threads)
     onnx: dict[str, dict[str, Any]] = {}
     models = _models(ctx)
     for i, (name, entry) in enumerate(models.items()):

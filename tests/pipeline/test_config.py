@@ -36,6 +36,8 @@ def _write(tmp_path: Path, text: str) -> Path:
     ("recipe: r.yml\n", "missing required key 'space'"),
     ("space: s.yml\nrecipe: r.yml\ndata: {kind: coco, images: /x}\n", "data.ann"),
     ("- a\n- b\n", "mapping"),
+    ("space: s.yml\nrecipe: r.yml\nquantize: {finetune: sometimes}\n", "finetune"),
+    ("space: s.yml\nrecipe: r.yml\nquantize: {finetune_steps: 0}\n", "finetune_steps"),
 ])
 def test_bad_files_name_the_problem(tmp_path, text, needle):
     with pytest.raises(EdnasError) as err:
@@ -63,3 +65,11 @@ def test_paths_from_file_folder_and_set_from_cwd(tmp_path, monkeypatch):
 def test_bad_overrides(tmp_path, override):
     with pytest.raises(ConfigError):
         load_pipeline(_write(tmp_path, "space: s.yml\nrecipe: r.yml\nsearch: {trials: 3}\n"), [override])
+
+
+def test_quantize_section_becomes_the_quantize_job_settings(tmp_path):
+    plain = load_pipeline(_write(tmp_path, "space: s.yml\nrecipe: r.yml\n")).quantize.job_config(2)
+    assert (plain.finetune, plain.threads, plain.calib_method) == ("off", 2, "percentile")
+    tuned = load_pipeline(_write(tmp_path, "space: s.yml\nrecipe: r.yml\nquantize: {num_calib: 16}\n"),
+                          ["quantize.finetune=true", "quantize.finetune_steps=50"]).quantize.job_config(None)
+    assert (tuned.finetune, tuned.finetune_steps, tuned.num_calib) == ("always", 50, 16)
