@@ -101,13 +101,36 @@ class SearchResult:
     tried: list[dict] = field(default_factory=list)
 
 
+FOLDED = ("Relu", "Clip")  # activations ORT's quantizer folds into the conv before them (its range clips)
+
+
+def quantized_tensors(model: onnx.ModelProto) -> set[str]:
+    """Activation tensors a QDQ model quantizes: those a QuantizeLinear reads, weights aside. A
+    conv's output under a folded Relu/Clip is not one (the activation's output is)."""
+    weights = {i.name for i in model.graph.initializer}
+    return {n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] not in weights}
+
+
 def fallback_nodes(model: onnx.ModelProto, tensors: Sequence[str]) -> list[str]:
-    """Nodes to leave in FP32 so that none of `tensors` is quantized: producer + consumers."""
-    names: dict[str, None] = {}
+    """Nodes to leave in FP32 so that none of `tensors` is quantized: producer + consumers, and
+    the conv under a producing Relu/Clip, whose output would otherwise be quantized in the
+    activation's place. No excluded conv is left between a DequantizeLinear and a QuantizeLinear
+    that way, which ONNX Runtime would re-quantize itself, one weight scale per tensor
+    (its WeightBiasQuantization optimization)."""
     wanted = set(tensors)
+    producer = {o: n for n in model.graph.node for o in n.output}
+    readers: dict[str, int] = {}
+    for node in model.graph.node:
+        for i in node.input:
+            readers[i] = readers.get(i, 0) + 1
+    names: dict[str, None] = {}
     for node in model.graph.node:
         if wanted & set(node.output) or wanted & set(node.input):
             names[node.name] = None
+        if wanted & set(node.output) and node.op_type in FOLDED:
+            conv = producer.get(node.input[0])
+            if conv is not None and conv.op_type == "Conv" and readers[node.input[0]] == 1:
+                names[conv.name] = None
     return list(names)
 
 
@@ -139,11 +162,11 @@ class Builder:
         return compute_ranges(self.stats[calib], method)
 
     def sensitive(self, calib: tuple[int, ...], method: str) -> list[str]:
-        """Activation tensors (outside the FP32 tail) by decreasing sensitivity to 8 bits."""
+        """The activation tensors the QDQ model quantizes, by decreasing sensitivity to 8 bits."""
         if (calib, method) not in self._order:
             ranges = self.ranges(calib, method)
-            tail_tensors = {o for n in self.model.graph.node if n.name in set(self.tail) for o in n.output}
-            candidates = [t for t in ranges if t not in tail_tensors]
+            quantized = quantized_tensors(load_onnx(self.build(calib, Recipe(method, False)).path))
+            candidates = [t for t in ranges if t in quantized]
             sens_inputs = self.inputs[list(calib[: self.sens_images])]
             sens = tensor_sensitivity(self.source(calib), ranges, candidates, sens_inputs, self.num_scores,
                                       self.threads)

@@ -9,7 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ednas.compress.quantize.accuracy_search import AccuracyBoundError, Built, Fold, Recipe, search
+import onnx
+
+from ednas.compress.quantize.accuracy_search import (AccuracyBoundError, Built, Fold, Recipe, fallback_nodes,
+                                                    quantized_tensors, search)
+from ednas.compress.quantize.prepare import name_nodes
 from ednas.eval.bootstrap import PerImageAP, paired_drop
 
 NUM_IMAGES = 24
@@ -123,3 +127,42 @@ def test_finetuning_is_tried_before_keeping_tensors_fp32() -> None:
     always = search(FakeBuilder(builder.scores), FP32, FOLDS, SHIPPED, [PLAIN], 100.0, max_fallback=1,
                     finetune="always")
     assert always.shipped.recipe == tuned  # the grid's level is skipped, though it would pass 100 points
+
+
+def test_fallback_keeps_the_tensor_and_its_convs_float_in_onnx_runtime(tmp_path):
+    """The candidates are the tensors the QDQ model quantizes (a conv's output under a ReLU6 is
+    not: the quantizer folds the clip into the range); keeping a ReLU6 output FP32 leaves its
+    conv FP32 too, and ONNX Runtime runs those convs in float instead of re-quantizing them
+    itself (one weight scale per tensor) as it does a float conv between DQ and Q."""
+    import onnxruntime as ort
+    import torch
+    from torch import nn
+
+    from ednas.compress.quantize.calibration import collect_stats, compute_ranges
+    from ednas.compress.quantize.ort_backend import quantize_qdq
+
+    torch.manual_seed(0)
+    fp32 = tmp_path / "m.onnx"
+    torch.onnx.export(nn.Sequential(nn.Conv2d(4, 16, 3, 1, 1), nn.ReLU6(), nn.Conv2d(16, 16, 1), nn.ReLU6(),
+                                    nn.Conv2d(16, 8, 1)).eval(),
+                      torch.zeros(1, 4, 16, 16), str(fp32), input_names=["x"], output_names=["y"],
+                      opset_version=13, dynamo=False)
+    model = name_nodes(onnx.load(str(fp32)))
+    onnx.save(model, str(fp32))
+    inputs = np.random.default_rng(0).uniform(-1, 1, (4, 4, 16, 16)).astype(np.float32)
+    ranges = compute_ranges(collect_stats(fp32, inputs, 1), "minmax")
+    plain = onnx.load(str(quantize_qdq(fp32, tmp_path / "plain.onnx", ranges)))
+    clips = [n for n in model.graph.node if n.op_type == "Clip"]
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    quantized = quantized_tensors(plain)
+    assert clips[0].output[0] in quantized and convs[1].output[0] not in quantized  # the folded ReLU6
+
+    keep = fallback_nodes(model, [clips[0].output[0]])
+    assert set(keep) == {convs[0].name, clips[0].name, convs[1].name}
+    int8 = quantize_qdq(fp32, tmp_path / "fallback.onnx", ranges, keep)
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "as_run.onnx")
+    ort.InferenceSession(str(int8), options, providers=["CPUExecutionProvider"])
+    as_run = onnx.load(str(tmp_path / "as_run.onnx"))
+    assert sum(n.op_type == "QLinearConv" for n in as_run.graph.node) == 1  # the last conv only
+    assert not [i.name for i in as_run.graph.initializer if i.name.endswith("_weight_q")]  # none re-quantized
