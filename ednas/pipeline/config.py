@@ -25,12 +25,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
 from ednas.config import from_dict, load_yaml, to_dict
 from ednas.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ednas.compress.quantize.job import QuantizeConfig
 
 
 def _at_least(low: int, **values: int | None) -> None:
@@ -168,7 +171,7 @@ class QuantizeSection:
     def __post_init__(self) -> None:
         _at_least(1, num_calib=self.num_calib, timing_runs=self.timing_runs, finetune_steps=self.finetune_steps)
 
-    def job_config(self, threads: int | None) -> Any:
+    def job_config(self, threads: int | None) -> QuantizeConfig:
         """The `ednas quantize` settings this section stands for (compress.quantize.job.QuantizeConfig)."""
         from ednas.compress.quantize.job import QuantizeConfig
 

@@ -211,8 +211,9 @@ def front_line(rows: list[Row]) -> list[Row]:
     return sorted((r for r in rows if r.name in keep), key=lambda r: r.ms)
 
 
-REF_LABEL_Y = 0.05  # reference-line labels sit low (fraction of the plot's height, above the rug):
-# the models worth reading crowd the top
+# Reference-line labels sit low (a fraction of the plot's height, above the rug of unevaluated
+# trials): the models worth reading crowd the top.
+REF_LABEL_Y = 0.05
 LABEL_BOX = (0.10, 0.06)  # a point label's footprint, as fractions of the plot's x and y spans
 
 
