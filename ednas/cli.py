@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         # positionals may follow options (`infer RECIPE --weights W IMG...`): hand the leftovers
         # to a command's variadic `inputs`, reject them everywhere else
         args, rest = parser.parse_known_args(argv)
-        command = f"ednas {args.command}"
+        command = " ".join(["ednas", *(name for name, _ in _command_chain(parser, args) if name)])
         if rest:
             if isinstance(getattr(args, "inputs", None), list) and not any(r.startswith("-") for r in rest):
                 args.inputs += rest
@@ -131,12 +131,23 @@ def as_flags(message: str, parser: argparse.ArgumentParser | None, args: argpars
 
 def _command_parser(parser: argparse.ArgumentParser | None, args: argparse.Namespace | None):
     """The (sub-)sub-parser that parsed `args` (`ednas data synth` -> synth's parser)."""
+    chain = _command_chain(parser, args)
+    return chain[-1][1] if chain and chain[-1][1] is not None else None
+
+
+def _command_chain(parser: argparse.ArgumentParser | None,
+                   args: argparse.Namespace | None) -> list[tuple[str, argparse.ArgumentParser | None]]:
+    """(name, parser) of each command level that parsed `args`: `ednas supernet extract` ->
+    [("supernet", its parser), ("extract", its parser)]; a level that did not parse ends it."""
+    chain: list[tuple[str, argparse.ArgumentParser | None]] = []
     while parser is not None and args is not None:
         actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
         if not actions:
-            return parser
-        parser = actions[0].choices.get(getattr(args, actions[0].dest, None) or "")
-    return None
+            break
+        name = getattr(args, actions[0].dest, None) or ""
+        parser = actions[0].choices.get(name)
+        chain.append((name, parser))
+    return chain
 
 
 def _fail(command: str, kind: str, message: str, code: int, debug: bool) -> int:

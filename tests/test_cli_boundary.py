@@ -92,3 +92,10 @@ def test_library_argument_names_show_as_flags(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err == ("ednas flops: error: --input-size 33: give a multiple of 32 "
                    "(the input_size of RECIPE is 320, `x` stays)\n"), err
+
+
+def test_a_sub_command_names_itself_in_its_errors(tmp_path, capsys):
+    assert main(["supernet", "extract", str(tmp_path / "nope.pt"), str(tmp_path / "a.yml"),
+                 "--out", str(tmp_path / "x.ckpt")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ednas supernet extract: error: ") and "no such supernet file" in err, err
