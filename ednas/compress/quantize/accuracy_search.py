@@ -19,8 +19,9 @@ Levels of fixes, cheapest in speed first:
 FT. that recipe fine-tuned (finetune: quantization-aware, distilled from FP32 on the fold's
    calibration images): the same graph and speed, only the integers change;
 1+. that recipe (fine-tuned, when fine-tuning is on) with the 1, 2, 4, ... activation tensors
-   most sensitive to 8 bits (sensitivity) kept in FP32: a tensor is kept float by leaving
-   its producer and all its consumers unquantized; each costs speed.
+   most sensitive to 8 bits (sensitivity; among the tensors the QDQ model quantizes) kept in
+   FP32: a tensor is kept float by leaving its producer, all its consumers and the conv under
+   a folded ReLU/ReLU6 unquantized (fallback_nodes); each costs speed.
 The output tail is always FP32 (see prepare.tail_nodes).
 """
 
@@ -36,6 +37,7 @@ import onnx
 
 from ednas.compress.quantize.calibration import Range, TensorStats, compute_ranges
 from ednas.compress.quantize.finetune import FinetuneConfig, finetune_qdq
+from ednas.compress.quantize.ort_backend import quantize_qdq
 from ednas.compress.quantize.plain import build_qdq
 from ednas.compress.quantize.sensitivity import output_error, tensor_sensitivity
 from ednas.errors import EdnasError
@@ -165,7 +167,9 @@ class Builder:
         """The activation tensors the QDQ model quantizes, by decreasing sensitivity to 8 bits."""
         if (calib, method) not in self._order:
             ranges = self.ranges(calib, method)
-            quantized = quantized_tensors(load_onnx(self.build(calib, Recipe(method, False)).path))
+            probe = quantize_qdq(self.source(calib), self.work_dir / f"probe{len(self._order)}.onnx", ranges,
+                                 self.tail, self.reduce_range)  # its graph only: which tensors get quantized
+            quantized = quantized_tensors(load_onnx(probe))
             candidates = [t for t in ranges if t in quantized]
             sens_inputs = self.inputs[list(calib[: self.sens_images])]
             sens = tensor_sensitivity(self.source(calib), ranges, candidates, sens_inputs, self.num_scores,

@@ -11,7 +11,7 @@ import pytest
 
 import onnx
 
-from ednas.compress.quantize.accuracy_search import (AccuracyBoundError, Built, Fold, Recipe, fallback_nodes,
+from ednas.compress.quantize.accuracy_search import (AccuracyBoundError, Builder, Built, Fold, Recipe, fallback_nodes,
                                                     quantized_tensors, search)
 from ednas.compress.quantize.prepare import name_nodes
 from ednas.eval.bootstrap import PerImageAP, paired_drop
@@ -156,6 +156,11 @@ def test_fallback_keeps_the_tensor_and_its_convs_float_in_onnx_runtime(tmp_path)
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
     quantized = quantized_tensors(plain)
     assert clips[0].output[0] in quantized and convs[1].output[0] not in quantized  # the folded ReLU6
+
+    stats = {(0, 1, 2, 3): collect_stats(fp32, inputs, 1)}
+    builder = Builder(fp32, stats, inputs, [], None, tmp_path, num_scores=4, reduce_range=False)
+    ranked = builder.sensitive((0, 1, 2, 3), "minmax")  # the image and the two ReLU6 outputs, no conv output
+    assert sorted(ranked) == sorted(["x", clips[0].output[0], clips[1].output[0]])
 
     keep = fallback_nodes(model, [clips[0].output[0]])
     assert set(keep) == {convs[0].name, clips[0].name, convs[1].name}
