@@ -36,7 +36,6 @@ from ednas.latency.profiler import CALIB_MODELS, arch_hash, calibration_archs, e
 from ednas.latency.target import LatencyTarget
 
 COLUMNS = ["name", "arch_hash", "predicted_ms", "measured_ms", "measured_raw_ms", "probe_ms", "passes_ms"]
-DEFAULT_IMAGES = os.environ.get("EDNAS_TEST_COCO", "/work/shared/data/coco-train128") + "/images"
 
 
 def held_out_archs(space: SearchSpace, n: int, seed: int) -> list:
@@ -75,12 +74,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--table", help="INT8 latency table (default: the committed one for --threads)")
-    parser.add_argument("--calib", default=DEFAULT_IMAGES, help="calibration images for `ednas quantize`")
+    coco = os.environ.get("EDNAS_TEST_COCO")
+    parser.add_argument("--calib", default=coco and os.path.join(coco, "images"),
+                        help="calibration images for `ednas quantize` (default $EDNAS_TEST_COCO/images)")
     parser.add_argument("--num-calib", type=int, default=8, help="calibration images used (speed does not depend on it)")
     parser.add_argument("--passes", type=int, default=2, help="interleaved measurements of each model")
     parser.add_argument("--work", default="runs/int8_table_mape", help="ONNX files and results.csv (resumable)")
     parser.add_argument("--models-only", action="store_true", help="make the INT8 models, measure nothing")
     args = parser.parse_args()
+    if not args.calib:
+        parser.error("give --calib (or set EDNAS_TEST_COCO)")
 
     info = cpu_info()
     load_start = os.getloadavg()

@@ -3,8 +3,12 @@ held-out drop with its interval, and speed against FP32, for each weight format 
 with and without activation equalization (--equalize on / off), and without and with
 quantization-aware fine-tuning (--finetune off / always).
 
-    python benchmarks/quantize_released.py [--weights W.onnx] [--coco DIR] [--targets vnni avx2]
+    python benchmarks/quantize_released.py [--weights W.onnx] [--coco DIR [--ann JSON]] [--targets vnni avx2]
         [--equalize on off] [--finetune off always]
+
+--weights defaults to $EDNAS_TEST_WEIGHTS, --coco (a folder with images/ and annotations/) to
+$EDNAS_TEST_COCO, --ann to its annotations/instances_train128.json: any annotated COCO folder,
+e.g. val2017 images a model never saw, can take coco-train128's place.
 
 Accuracy: `ednas quantize` with coco-train128 as both calibration and annotated images and 2
 folds (even / odd images in file-name order): each fold's models are calibrated and chosen
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
+import os
 from pathlib import Path
 
 from ednas.compress.quantize.job import QuantizeConfig, quantize
@@ -33,8 +38,10 @@ from ednas.eval.bootstrap import Estimate
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--weights", default="/work/shared/weights/enhanced_nanodet_s.onnx")
-    p.add_argument("--coco", default="/work/shared/data/coco-train128")
+    p.add_argument("--weights", default=os.environ.get("EDNAS_TEST_WEIGHTS"), help="default $EDNAS_TEST_WEIGHTS")
+    p.add_argument("--coco", default=os.environ.get("EDNAS_TEST_COCO"),
+                   help="folder with images/ and annotations/ (default $EDNAS_TEST_COCO)")
+    p.add_argument("--ann", help="its COCO json (default COCO/annotations/instances_train128.json)")
     p.add_argument("--targets", nargs="+", default=["vnni", "avx2"], choices=["vnni", "avx2"])
     p.add_argument("--finetune", nargs="+", default=["off", "always"], choices=["off", "always"],
                    help="off: the grid's level alone; always: its recipe fine-tuned (default both)")
@@ -45,12 +52,15 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=200, help="timing rounds per thread count")
     p.add_argument("--out", default="quantize_released_out")
     args = p.parse_args()
+    if not args.weights or not args.coco:
+        p.error("give --weights and --coco (or set EDNAS_TEST_WEIGHTS and EDNAS_TEST_COCO)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("root").setLevel(logging.WARNING)  # ORT's per-channel scale notices
     coco, out = Path(args.coco), Path(args.out)
     out.mkdir(exist_ok=True)
     print(f"CPU: {cpu_info().describe()}")
-    images, ann = coco / "images", coco / "annotations" / "instances_train128.json"
+    images = coco / "images"
+    ann = Path(args.ann) if args.ann else coco / "annotations" / "instances_train128.json"
     models, summaries = {}, {}
     for target, equalize, finetune in itertools.product(args.targets, args.equalize, args.finetune):
         fixes = ["equalized"] * (equalize == "on") + ["fine-tuned"] * (finetune == "always")
@@ -62,7 +72,7 @@ def main() -> None:
         models[name] = path
     timings = {t: time_models(args.weights, models, t, args.rounds) for t in (1, 2)}
 
-    print(f"\nCPU: {cpu_info().describe()}; {Path(args.weights).name} FP32 vs INT8, coco-train128, 2 folds "
+    print(f"\nCPU: {cpu_info().describe()}; {Path(args.weights).name} FP32 vs INT8, {coco.name}, 2 folds "
           "(even/odd)")
     print(f"{'weights':44s} {'held-out drop (95% CI)':28s} {'fold drops':>13s} {'shipped recipe':44s}"
           f" {'1 thr speed-up (p10-p90)':>25s} {'2 thr speed-up (p10-p90)':>25s}")
