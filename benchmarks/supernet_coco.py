@@ -16,6 +16,7 @@ same command after an interruption.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import statistics
@@ -72,8 +73,9 @@ def fidelity(init: Path, args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights", required=True)
-    ap.add_argument("--coco", required=True, type=Path)
+    ap.add_argument("--weights", default=os.environ.get("EDNAS_TEST_WEIGHTS"), help="default $EDNAS_TEST_WEIGHTS")
+    ap.add_argument("--coco", default=os.environ.get("EDNAS_TEST_COCO"), type=Path,
+                    help="coco-train128 folder (default $EDNAS_TEST_COCO)")
     ap.add_argument("--work", required=True, type=Path)
     ap.add_argument("--minutes", type=float, default=55.0)
     ap.add_argument("--random-subnets", type=int, default=1)
@@ -82,6 +84,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--random-archs", type=int, default=5)
     args = ap.parse_args()
+    if not args.weights or not args.coco:
+        ap.error("give --weights and --coco (or set EDNAS_TEST_WEIGHTS and EDNAS_TEST_COCO)")
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     halves = coco_halves(args.coco / "images", args.coco / "annotations" / "instances_train128.json", work / "halves")

@@ -260,8 +260,8 @@ def _vline(x: float, color: str, dash: str, width: float) -> dict[str, Any]:
 
 def _vlabel(x: float, text: str, color: str, y: float, yanchor: str = "auto") -> dict[str, Any]:
     return {"x": x, "y": y, "xref": "x", "yref": "paper", "text": text, "showarrow": False, "xanchor": "left",
-            "yanchor": yanchor,
-            "xshift": 4, "font": {"color": color, "size": 12}, "bgcolor": "rgba(255,255,255,0.8)"}
+            "yanchor": yanchor, "xshift": 4, "font": {"color": color, "size": 12},
+            "bgcolor": "rgba(255,255,255,0.8)"}
 
 
 def _hover_text(h: Hover, metric: str, note: str = "") -> str:
