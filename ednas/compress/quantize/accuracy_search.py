@@ -28,13 +28,15 @@ The output tail is always FP32 (see prepare.tail_nodes).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import onnx
 
+from ednas.compress.quantize.adaround import AdaRoundConfig, adaround_qdq
 from ednas.compress.quantize.calibration import Range, TensorStats, compute_ranges
 from ednas.compress.quantize.finetune import FinetuneConfig, finetune_qdq
 from ednas.compress.quantize.ort_backend import quantize_qdq
@@ -65,9 +67,11 @@ class Recipe:
     bias_correction: bool  # bias_correction after quantizing
     fallback: int = 0  # most sensitive activation tensors kept in FP32
     finetune: bool = False  # quantization-aware fine-tuning after bias correction (finetune)
+    adaround: bool = False  # weight rounding learned layer by layer after bias correction (adaround)
 
     def __str__(self) -> str:
-        fixes = [self.method] + ["bias-corrected"] * self.bias_correction + ["fine-tuned"] * self.finetune
+        fixes = ([self.method] + ["bias-corrected"] * self.bias_correction + ["rounding learned"] * self.adaround
+                 + ["fine-tuned"] * self.finetune)
         return ", ".join(fixes + ([f"{self.fallback} tensors FP32"] if self.fallback else []))
 
 
@@ -147,11 +151,12 @@ class Builder:
                  tail: Sequence[str], evaluate: Evaluate | None, work_dir: Path, num_scores: int, reduce_range: bool,
                  sens_images: int = 2, threads: int | None = None,
                  finetune: FinetuneConfig = FinetuneConfig(),
-                 sources: dict[tuple[int, ...], Path] | None = None) -> None:
+                 sources: dict[tuple[int, ...], Path] | None = None,
+                 rounding: AdaRoundConfig = AdaRoundConfig()) -> None:
         self.prepared, self.stats, self.inputs, self.tail = prepared, stats, inputs, list(tail)
         self.evaluate, self.work_dir, self.num_scores = evaluate, work_dir, num_scores
         self.reduce_range, self.sens_images, self.threads = reduce_range, sens_images, threads
-        self.finetune, self.sources = finetune, sources or {}
+        self.finetune, self.sources, self.rounding = finetune, sources or {}, rounding
         self.model = load_onnx(prepared)
         self._built: dict[tuple, Built] = {}
         self._order: dict[tuple, list[str]] = {}
@@ -186,6 +191,9 @@ class Builder:
             path = build_qdq(self.source(calib), self.ranges(calib, recipe.method), exclude, self.reduce_range,
                              self.inputs[list(calib)] if recipe.bias_correction else None,
                              self.work_dir / f"{name}.onnx", self.threads)
+            if recipe.adaround:
+                path = adaround_qdq(path, self.source(calib), self.inputs[list(calib)],
+                                    self.work_dir / f"{name}_ar.onnx", self.reduce_range, self.rounding, self.threads)
             if recipe.finetune:
                 path = finetune_qdq(path, self.source(calib), self.inputs[list(calib)],
                                     self.work_dir / f"{name}_ft.onnx", self.num_scores, self.reduce_range,
@@ -230,53 +238,108 @@ def _choose(builder: Builder, fp32: PerImageAP, fold: Fold, recipes: Sequence[Re
 
 @dataclass(frozen=True)
 class Level:
-    """Fixes added to the grid's recipe: fine-tuning, and tensors kept FP32."""
+    """Fixes added to the grid's recipe: weight rounding, fine-tuning, tensors kept FP32."""
 
     finetune: bool
     fallback: int
+    adaround: bool = False
+
+    def fixes(self) -> dict[str, Any]:
+        return {"finetune": self.finetune, "fallback": self.fallback, "adaround": self.adaround}
 
     def __str__(self) -> str:
-        parts = ["fine-tuned"] * self.finetune + [f"{self.fallback} tensors FP32"] * bool(self.fallback)
+        parts = (["rounding learned"] * self.adaround + ["fine-tuned"] * self.finetune
+                 + [f"{self.fallback} tensors FP32"] * bool(self.fallback))
         return ", ".join(parts) or "grid"
 
 
-FINETUNE = ("auto", "always", "off")  # fine-tuning: a level after the grid's | every level | never
+GRID = Level(False, 0)
+MODES = ("auto", "always", "off")  # a recovery (fine-tuning, weight rounding): a level after the grid's | every level | never
 
 
-def levels(max_fallback: int, finetune: str = "off") -> list[Level]:
-    """The grid (unless fine-tuning is `always`), then fine-tuning (free in speed), then the
-    fallback counts 1, 2, 4, ... up to max_fallback on top (each costs speed)."""
-    tuned = finetune != "off"
-    out = [Level(False, 0)] * (finetune != "always") + [Level(True, 0)] * tuned
+def levels(max_fallback: int, finetune: str = "off", adaround: str = "off") -> list[Level]:
+    """The grid (unless a recovery is `always`), then the recoveries that are on (free in
+    speed): learned weight rounding, then fine-tuning (on top of it when both run), then the
+    fallback counts 1, 2, 4, ... up to max_fallback on top of the last (each costs speed)."""
+    rounding, tuned = adaround != "off", finetune != "off"
+    out = [GRID] * ("always" not in (finetune, adaround))
+    if rounding and finetune != "always":
+        out.append(Level(False, 0, True))
+    if tuned and adaround != "always":
+        out.append(Level(True, 0, False))
+    elif tuned:
+        out.append(Level(True, 0, True))
+    last = out[-1]
     n = 1
     while n <= max_fallback:
-        out.append(Level(tuned, n))
+        out.append(replace(last, fallback=n))
         n *= 2
     return out
 
 
+def showable(fp32: PerImageAP, first: Built, fold: Fold, folds: int, max_drop: float) -> str:
+    """What the annotated images can show, from the first fold's checked drop: the interval of
+    the mean over `folds` folds is about 1/sqrt(folds) of one fold's. A line for the log, said
+    as soon as it is known (a search that cannot show `max_drop` otherwise runs every level)."""
+    one = paired_drop(fp32, [first.scores], [fold.check])
+    width = one.half_width / np.sqrt(folds)
+    images = int(fold.check.sum()) * folds
+    line = (f"first fold: drop {one.value:.2f} points (95% CI {one.low:.2f} to {one.high:.2f}, {one.images} images); "
+            f"all {images} annotated images give an interval of about +-{width:.2f}, so `max_drop` below "
+            f"~{width:.2f} cannot be shown even for no drop")
+    if width >= max_drop:
+        needed = int(np.ceil(images * (width / max_drop) ** 2)) if max_drop > 0 else None
+        line += (f"; `max_drop` {max_drop:g} needs a closer model than the grid's or about {needed} images"
+                 if needed else "")
+    return line
+
+
+class Progress:
+    """The levels of the search as progress: each finished level logged with the time it took
+    and an estimate of the time left if every later level is needed (at the last level's pace)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.start = total, 0, time.monotonic()
+        self.last = self.start
+
+    def step(self, what: str) -> None:
+        now = time.monotonic()
+        self.done += 1
+        left = self.total - self.done
+        eta = f"; at most {left} more, about {(now - self.last) * left / 60:.0f} min at this pace" if left else ""
+        log.info("level %d of %d (%s) in %.0f s%s", self.done, self.total, what, now - self.last, eta)
+        self.last = now
+
+
 def search(builder: Builder, fp32: PerImageAP, folds: Sequence[Fold], shipped: Fold, grid: Sequence[Recipe],
-           max_drop: float, max_fallback: int = 64, finetune: str = "off") -> SearchResult:
+           max_drop: float, max_fallback: int = 64, finetune: str = "off", adaround: str = "off") -> SearchResult:
     """The first level whose held-out drop has its upper end <= max_drop; AccuracyBoundError
     (one line: the best held-out drop, and the images needed when the set is too small)."""
     tried: list[dict] = []
-    base = [_choose(builder, fp32, f, grid, tried, str(k)) for k, f in enumerate(folds)]
+    plan = levels(max_fallback, finetune, adaround)
+    progress = Progress(len(plan))
+    base = []
+    for k, fold in enumerate(folds):
+        base.append(_choose(builder, fp32, fold, grid, tried, str(k)))
+        if k == 0:
+            log.info(showable(fp32, base[0], fold, len(folds), max_drop))
     best: Estimate | None = None
     stalled = 0
-    for level in levels(max_fallback, finetune):
+    for level in plan:
         n = level.fallback
         if n and n > len(builder.sensitive(folds[0].calib, base[0].recipe.method)):
             break
-        fixes = {"finetune": level.finetune, "fallback": n}
-        chosen = base if level == Level(False, 0) else [builder.build(f.calib, replace(b.recipe, **fixes))
-                                                        for f, b in zip(folds, base)]
+        fixes = level.fixes()
+        chosen = base if level == GRID else [builder.build(f.calib, replace(b.recipe, **fixes))
+                                             for f, b in zip(folds, base)]
         held, per_fold = paired_drops(fp32, [c.scores for c in chosen], [f.check for f in folds])
-        tried.append({"level": n, "finetune": level.finetune, "held_out_drop": round(held.value, 3),
-                      "ci95": [round(held.low, 3), round(held.high, 3)]})
+        tried.append({"level": n, "fixes": str(level), "finetune": level.finetune, "adaround": level.adaround,
+                      "held_out_drop": round(held.value, 3), "ci95": [round(held.low, 3), round(held.high, 3)]})
         log.info("%s: held-out drop %s", level, held)
+        progress.step(str(level))
         if held.high <= max_drop:
             ship = _choose(builder, fp32, shipped, grid, tried, "all")
-            if level != Level(False, 0):
+            if level != GRID:
                 ship = builder.build(shipped.calib, replace(ship.recipe, **fixes))
             in_sample = paired_drop(fp32, [ship.scores], [shipped.choose])
             return SearchResult(ship, held, per_fold, [c.recipe for c in chosen], in_sample, tried)

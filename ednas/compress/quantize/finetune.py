@@ -24,7 +24,7 @@ import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import onnx
@@ -169,31 +169,66 @@ class QdqGraph:
                                                              self.dq_param[w_dq.output[0]])
 
     def __call__(self, x: Any) -> list[Any]:
+        env: dict[str, Any] = {}
+        for _ in self.steps(x, env):
+            pass
+        return [env[o.name] for o in self.model.graph.output]
+
+    def steps(self, x: Any, env: dict[str, Any], free: bool = False) -> Iterator[onnx.NodeProto]:
+        """Run the graph on `x` into `env`, yielding each node before it runs (so a caller can
+        read its inputs, or change its weights, first). `free`: drop every tensor after its last
+        reader (the graph's outputs stay), for batches too large to keep whole."""
+        env[self.model.graph.input[0].name] = x
+        dead = self._dead_after() if free else {}
+        for k, node in enumerate(self.model.graph.node):
+            yield node
+            self._run(node, env)
+            for name in dead.get(k, ()):
+                env.pop(name, None)
+
+    def _dead_after(self) -> dict[int, list[str]]:
+        """Node index -> tensors no later node reads (a fused DequantizeLinear reads its
+        QuantizeLinear's input)."""
+        last: dict[str, int] = {}
+        for k, node in enumerate(self.model.graph.node):
+            for name in node.input:
+                last[name] = k
+            if node.output and node.output[0] in self.fused:
+                last[self.fused[node.output[0]][0]] = k
+        for o in self.model.graph.output:
+            last.pop(o.name, None)
+        out: dict[int, list[str]] = {}
+        for name, k in last.items():
+            out.setdefault(k, []).append(name)
+        return out
+
+    def _run(self, node: onnx.NodeProto, env: dict[str, Any]) -> None:
         import torch
 
+        if node.op_type == "DequantizeLinear" and node.output[0] in self.dq_param:
+            env[node.output[0]] = self._weight(self.dq_param[node.output[0]])
+            return
+        if node.output and node.output[0] in self.skipped:
+            return
+        if node.output and node.output[0] in self.fused:
+            source, scale, zero, lo, hi = self.fused[node.output[0]]
+            if scale in self.log_scales:
+                env[node.output[0]] = torch._fake_quantize_learnable_per_tensor_affine(
+                    env[source], self.log_scales[scale].exp().reshape(1), torch.tensor([float(zero)]), lo, hi)
+            else:
+                env[node.output[0]] = torch.fake_quantize_per_tensor_affine(
+                    env[source], float(self.consts[scale]), zero, lo, hi)
+            return
+        args = [self._value(env, name) for name in node.input]
         ops = _ops()
-        env: dict[str, Any] = {self.model.graph.input[0].name: x}
-        for node in self.model.graph.node:
-            if node.op_type == "DequantizeLinear" and node.output[0] in self.dq_param:
-                env[node.output[0]] = self._weight(self.dq_param[node.output[0]])
-                continue
-            if node.output and node.output[0] in self.skipped:
-                continue
-            if node.output and node.output[0] in self.fused:
-                source, scale, zero, lo, hi = self.fused[node.output[0]]
-                if scale in self.log_scales:
-                    env[node.output[0]] = torch._fake_quantize_learnable_per_tensor_affine(
-                        env[source], self.log_scales[scale].exp().reshape(1), torch.tensor([float(zero)]), lo, hi)
-                else:
-                    env[node.output[0]] = torch.fake_quantize_per_tensor_affine(
-                        env[source], float(self.consts[scale]), zero, lo, hi)
-                continue
-            args = [self._value(env, name) for name in node.input]
-            out = ops[node.op_type](args, _attrs(node)) if node.op_type in ops else \
-                _QDQ[node.op_type](args, _attrs(node), self._dtype(node))
-            for name, value in zip(node.output, out if isinstance(out, (list, tuple)) else [out]):
-                env[name] = value
-        return [env[o.name] for o in self.model.graph.output]
+        out = ops[node.op_type](args, _attrs(node)) if node.op_type in ops else \
+            _QDQ[node.op_type](args, _attrs(node), self._dtype(node))
+        for name, value in zip(node.output, out if isinstance(out, (list, tuple)) else [out]):
+            env[name] = value
+
+    def conv(self, node: onnx.NodeProto, x: Any, weight: Any, bias: Any) -> Any:
+        """The Conv `node` applied to `x` with another weight (its own attributes)."""
+        return _conv([x, weight, bias], _attrs(node))
 
     def _value(self, env: dict[str, Any], name: str) -> Any:
         if not name:

@@ -58,8 +58,10 @@ class QuantizeConfig:
     target_cpu: str = "auto"  # auto (this CPU's flags) | avx2 (7-bit weights) | vnni (8-bit), see ednas.cpu
     folds: int = 2  # cross-validation folds of the annotated images (accuracy-aware mode)
     bias_correction: bool | None = None  # None: tried both ways in accuracy-aware mode, on otherwise
-    finetune: str = "auto"  # quantization-aware fine-tuning in the accuracy search (accuracy_search.FINETUNE)
+    finetune: str = "auto"  # quantization-aware fine-tuning in the accuracy search (accuracy_search.MODES)
     finetune_steps: int = 200  # its optimizer steps (finetune.FinetuneConfig)
+    adaround: str = "auto"  # learned weight rounding in the accuracy search (accuracy_search.MODES; adaround)
+    adaround_iters: int = 300  # its steps per conv (adaround.AdaRoundConfig)
     equalize: bool = True  # rescale activation channels before calibrating (equalize)
 
 
@@ -90,10 +92,35 @@ def _evaluator(images: str | Path, ann: str | Path, threads: int):
     return dataset, score
 
 
+def _holdout(model_path: Path, int8_path: Path, score: Any, images: str | Path) -> dict[str, Any]:
+    """FP32 and INT8 scored on the --holdout images (which neither calibrated nor chose the
+    model): both mAPs and the paired drop, each with its 95% bootstrap interval."""
+    from ednas.eval.bootstrap import map_interval, paired_drop
+
+    fp32, int8 = score(model_path), score(int8_path)
+    drop = paired_drop(fp32, [int8], [np.ones(fp32.num_images, bool)])
+    fp32_map, int8_map = map_interval(fp32), map_interval(int8)
+    return {"images": str(images), "count": fp32.num_images, "drop_points": drop.value,
+            "drop_ci95": [drop.low, drop.high], "fp32_map": fp32_map.value / 100,
+            "fp32_ci95": [fp32_map.low / 100, fp32_map.high / 100], "int8_map": int8_map.value / 100,
+            "int8_ci95": [int8_map.low / 100, int8_map.high / 100],
+            "note": "images that neither calibrated nor chose the model; paired bootstrap over them"}
+
+
+def _check_disjoint(holdout: Path, others: dict[str, list[Path]]) -> None:
+    """Refuse --holdout images that also calibrate or choose the model (same file name)."""
+    mine = {p.name for p in calib.list_images(holdout)}
+    for flag, files in others.items():
+        shared = sorted(mine & {p.name for p in files})
+        if shared:
+            raise InputError(f"`holdout` {holdout} shares {len(shared)} images with `{flag}` (e.g. {shared[0]}); "
+                             "give held-out images that neither calibrate nor choose the model")
+
+
 def _check(config: QuantizeConfig, images: object, ann: object) -> QuantizeConfig:
     """The config with the backend's default calibration method filled in; InputError (or
     BackendUnavailableError) for settings that cannot run."""
-    from ednas.compress.quantize.accuracy_search import FINETUNE
+    from ednas.compress.quantize.accuracy_search import MODES
     from ednas.cpu import TARGETS
 
     if config.backend not in BACKENDS:
@@ -107,10 +134,12 @@ def _check(config: QuantizeConfig, images: object, ann: object) -> QuantizeConfi
         raise InputError(f"`num_calib` {config.num_calib}: give at least 1 image")
     if not config.max_drop >= 0:
         raise InputError(f"`max_drop` {config.max_drop:g}: give the allowed mAP drop in points, >= 0 (e.g. 0.5)")
-    if config.finetune not in FINETUNE:
-        raise InputError(f"`finetune` {config.finetune!r} is not one of {', '.join(FINETUNE)}")
-    if config.finetune_steps < 1:
-        raise InputError(f"`finetune_steps` {config.finetune_steps}: give at least 1")
+    for key in ("finetune", "adaround"):
+        if getattr(config, key) not in MODES:
+            raise InputError(f"`{key}` {getattr(config, key)!r} is not one of {', '.join(MODES)}")
+    for key in ("finetune_steps", "adaround_iters"):
+        if getattr(config, key) < 1:
+            raise InputError(f"`{key}` {getattr(config, key)}: give at least 1")
     if config.folds < 2:
         raise InputError(f"`folds` {config.folds}: give at least 2 (one fold chooses, the other checks)")
     if config.target_cpu not in TARGETS:
@@ -158,6 +187,7 @@ def _ort_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: A
               dataset: Any) -> tuple[Path, dict[str, Any]]:
     """ONNX Runtime QDQ (accuracy-aware via accuracy_search): (INT8 path, summary facts)."""
     from ednas.compress.quantize.accuracy_search import Builder, Recipe, search
+    from ednas.compress.quantize.adaround import AdaRoundConfig, adaround_qdq
     from ednas.compress.quantize.finetune import FinetuneConfig, finetune_qdq
     from ednas.compress.quantize.plain import build_plain_int8
     from ednas.cpu import cpu_info, int8_weights
@@ -167,6 +197,7 @@ def _ort_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: A
     num_scores = int(contract.output_shape[-1]) - REG_CHANNELS
     bits = "7-bit, reduce_range" if weights.reduce_range else "8-bit"
     tuning = FinetuneConfig(steps=config.finetune_steps)
+    rounding = AdaRoundConfig(iters=config.adaround_iters)
 
     def facts_of(rewrites: list[str]) -> dict[str, Any]:
         return {"cpu": {"model": info.model, "flags": sorted(info.flags), "target": weights.target,
@@ -179,15 +210,20 @@ def _ort_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: A
         bias = True if config.bias_correction is None else config.bias_correction
         plain = build_plain_int8(model, inputs, work, weights.reduce_range, config.calib_method, bias,
                                  config.equalize, config.threads)
-        path, tune = plain.path, _finetune_mode(config, plain.prepared) == "always"  # unchecked: on request only
+        path = plain.path  # the recoveries unchecked (no images): on request only
+        learn = _recovery_mode(config, "adaround", plain.prepared) == "always"
+        tune = _recovery_mode(config, "finetune", plain.prepared) == "always"
+        if learn:
+            path = adaround_qdq(path, plain.prepared, inputs, work / "plain_ar.onnx", weights.reduce_range,
+                                rounding, config.threads)
         if tune:
             path = finetune_qdq(path, plain.prepared, inputs, work / "plain_ft.onnx", num_scores,
                                 weights.reduce_range, tuning, config.threads)
         facts = facts_of(plain.rewrites)
         facts["calibration"]["equalized_tensors"] = plain.equalized
         facts.update(fp32_nodes=plain.fp32_nodes, fp32_tensors=[],
-                     recipe=str(Recipe(config.calib_method, bias, finetune=tune)),
-                     finetune=asdict(tuning) if tune else None)
+                     recipe=str(Recipe(config.calib_method, bias, finetune=tune, adaround=learn)),
+                     finetune=asdict(tuning) if tune else None, adaround=asdict(rounding) if learn else None)
         return path, facts
     prepared, rewrites = qmodel.prepare(model, work)
     tail = qmodel.tail_nodes(load_onnx(prepared))
@@ -202,15 +238,18 @@ def _ort_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: A
         stats = dict(zip(groups, calib.collect_group_stats(prepared, inputs, groups, config.threads)))
     facts["calibration"]["equalized_tensors"] = equalized.get(shipped.calib, 0)
     builder = Builder(prepared, stats, inputs, tail, evaluate, work, num_scores, weights.reduce_range,
-                      config.sens_images, config.threads, tuning, sources)
+                      config.sens_images, config.threads, tuning, sources, rounding)
     corrections = [False, True] if config.bias_correction is None else [config.bias_correction]
     grid = [Recipe(m, b) for m in methods for b in corrections]
-    result = search(builder, fp32, folds, shipped, grid, config.max_drop, finetune=_finetune_mode(config, prepared))
+    result = search(builder, fp32, folds, shipped, grid, config.max_drop,
+                    finetune=_recovery_mode(config, "finetune", prepared),
+                    adaround=_recovery_mode(config, "adaround", prepared))
     ship, held = result.shipped, result.held_out
     facts["calibration"]["method"] = ship.recipe.method
     facts.update(
         recipe=str(ship.recipe), bias_correction=ship.recipe.bias_correction,
         finetune=asdict(builder.finetune) if ship.recipe.finetune else None,
+        adaround=asdict(builder.rounding) if ship.recipe.adaround else None,
         drop_points=held.value, drop_ci95=[held.low, held.high],
         held_out={"drop_points": held.value, "ci95": [held.low, held.high], "images": held.images,
                   "folds": len(folds), "per_fold": [asdict(d) for d in result.fold_drops],
@@ -236,18 +275,19 @@ def _equalized(prepared: Path, inputs: np.ndarray, groups: list[tuple[int, ...]]
     return sources, counts
 
 
-def _finetune_mode(config: QuantizeConfig, prepared: Path) -> str:
-    """config.finetune, or off where the graph has operators fine-tuning cannot run: `auto`
-    logs it and goes on; `always` (asked for explicitly) is refused in one line."""
+def _recovery_mode(config: QuantizeConfig, key: str, prepared: Path) -> str:
+    """config.finetune or config.adaround (`key`), or off where the graph has operators the
+    torch interpreter both run on cannot run: `auto` logs it and goes on; `always` (asked
+    for explicitly) is refused in one line."""
     from ednas.compress.quantize.finetune import UnsupportedGraph, unsupported_ops
 
-    unknown = unsupported_ops(load_onnx(prepared)) if config.finetune != "off" else []
-    if unknown and config.finetune == "always":
-        raise UnsupportedGraph(f"`finetune` always: quantization-aware fine-tuning cannot run {', '.join(unknown)} "
-                               "nodes; use `finetune` auto or off")
+    mode = getattr(config, key)
+    unknown = unsupported_ops(load_onnx(prepared)) if mode != "off" else []
+    if unknown and mode == "always":
+        raise UnsupportedGraph(f"`{key}` always: it cannot run {', '.join(unknown)} nodes; use `{key}` auto or off")
     if unknown:
-        log.warning("no quantization-aware fine-tuning: it cannot run %s nodes", ", ".join(unknown))
-    return "off" if unknown else config.finetune
+        log.warning("no %s: it cannot run %s nodes", key, ", ".join(unknown))
+    return "off" if unknown else mode
 
 
 def _inc_int8(model: Any, model_path: Path, contract: qmodel.Contract, inputs: Any, evaluate: Any,
@@ -293,11 +333,16 @@ BACKENDS = tuple(BUILDERS)
 def quantize(
     model_path: str | Path, calib_dir: str | Path, out: str | Path,
     images: str | Path | None = None, ann: str | Path | None = None,
-    config: QuantizeConfig = QuantizeConfig(),
+    config: QuantizeConfig = QuantizeConfig(), holdout: str | Path | None = None,
+    holdout_ann: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Quantize `model_path`; write `out` and `out` with suffix .json; return the summary."""
+    """Quantize `model_path`; write `out` and `out` with suffix .json; return the summary.
+    With `holdout`/`holdout_ann` the shipped model's drop is also scored on those images,
+    which must be apart from the calibration and selection images."""
     methods = [config.calib_method] if config.calib_method else list(GRID_METHODS)
     config = _check(config, images, ann)
+    if (holdout is None) != (holdout_ann is None):
+        raise InputError("`holdout` needs both the images folder and its annotations (`holdout_ann`)")
     out, model_path = Path(out), Path(model_path)
     if out.suffix.lower() == ".json":
         raise InputError(f"`out` {out}: give the .onnx path; the summary is written beside it as .json")
@@ -309,6 +354,13 @@ def quantize(
     files = calib.list_images(calib_dir, config.num_calib)
     inputs, files = calib.load_decodable(files, contract.input_size, calib_dir)
     dataset, evaluate = _evaluator(images, ann, config.threads) if images is not None else (None, None)
+    unseen = None
+    if holdout is not None:
+        chosen_on = {"calib": calib.list_images(calib_dir)}
+        if images is not None:
+            chosen_on["images"] = [Path(images) / im["file_name"] for im in dataset.coco_gt()["images"]]
+        _check_disjoint(Path(holdout), chosen_on)
+        unseen = _evaluator(holdout, holdout_ann, config.threads)[1]
 
     json_path = out.with_suffix(".json")
     with scratch_dir("quantize") as work, _temp_files_in(work):
@@ -320,6 +372,8 @@ def quantize(
         if evaluate is not None:
             summary["eval"] = {"images": str(images), "ann": str(ann), "count": len(dataset)}
         qmodel.check_contract(path, contract)
+        if unseen is not None:
+            summary["holdout"] = _holdout(model_path, path, unseen, holdout)
         timing = time_pair(model_path, path, config.threads, config.timing_runs)
         summary["latency"] = asdict(timing)
         summary["speedup"] = timing.speedup

@@ -58,7 +58,7 @@ def tiny(tmp_path_factory) -> Path:
     return _export(TinyDetector(), tmp_path_factory.mktemp("m") / "tiny.onnx", opset=11)
 
 
-FAST = QuantizeConfig(num_calib=6, sens_images=2, timing_runs=3, threads=1, finetune_steps=5)
+FAST = QuantizeConfig(num_calib=6, sens_images=2, timing_runs=3, threads=1, finetune_steps=5, adaround_iters=5)
 
 
 def _run(model: Path, out: Path) -> np.ndarray:
@@ -274,4 +274,4 @@ def test_finetune_always_refuses_a_graph_it_cannot_run(calib_dir: Path, tmp_path
         work = tmp_path / mode
         work.mkdir()
         prepared, _ = prepare(name_nodes(onnx.load(str(_export(module, work / "m.onnx")))), work)
-        assert quantize_mod._finetune_mode(auto, prepared) == mode
+        assert quantize_mod._recovery_mode(auto, "finetune", prepared) == mode
