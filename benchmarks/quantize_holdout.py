@@ -86,8 +86,8 @@ def main() -> None:
     args = p.parse_args()
     if not all(args.weights) or not args.person:
         p.error("give --weights and --person (or set EDNAS_TEST_WEIGHTS and EDNAS_TEST_PERSON)")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("root").setLevel(logging.WARNING)  # ORT's per-channel scale notices
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")  # ORT's notices
+    logging.getLogger("ednas").setLevel(logging.INFO)  # the search's levels, with their ETA
     out, person = Path(args.out), Path(args.person)
     out.mkdir(exist_ok=True)
     info = cpu_info()

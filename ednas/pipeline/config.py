@@ -62,8 +62,17 @@ class DataSection:
     size: int = 128  # synthetic: image width in px
     min_object: float = 16.0  # synthetic: smallest object diameter in px
     val_fraction: float = 0.35  # synthetic: share of images held out of supernet training
+    # coco: images apart from `images` (e.g. val2017-person/holdout) that only the final FP32 / INT8
+    # scores read; then all of `images` trains and selects instead of its even half
+    holdout_images: str | None = None
+    holdout_ann: str | None = None  # its instances json
 
     def __post_init__(self) -> None:
+        if (self.holdout_images is None) != (self.holdout_ann is None):
+            raise ValueError("a holdout needs both `holdout_images` (folder) and `holdout_ann` (instances json); "
+                             "e.g. --set data.holdout_images=DIR --set data.holdout_ann=JSON")
+        if self.holdout_images is not None and self.kind != "coco":
+            raise ValueError("`holdout_images` goes with kind coco (a synthetic set is split by itself)")
         if self.kind == "synthetic" and (not isinstance(self.images, int) or self.images < 8):
             raise ValueError(f"images {self.images!r}: a synthetic set needs a count of at least 8")
         if self.kind == "coco" and (not isinstance(self.images, str) or not self.ann):
@@ -167,6 +176,7 @@ class QuantizeSection:
     timing_runs: int = 20  # quantize's own FP32/INT8 timing rounds (the measure stage is the one reported)
     finetune: bool = False  # quantization-aware fine-tuning of each INT8 model on the calibration images
     finetune_steps: int = 200  # its optimizer steps (about 5 minutes per model at 256 px on 2 cores)
+    adaround: bool = False  # learned weight rounding of each INT8 model (adaround.py; about 3 minutes at 256 px)
 
     def __post_init__(self) -> None:
         _at_least(1, num_calib=self.num_calib, timing_runs=self.timing_runs, finetune_steps=self.finetune_steps)
@@ -177,7 +187,7 @@ class QuantizeSection:
 
         return QuantizeConfig(calib_method=self.calib_method, num_calib=self.num_calib, threads=threads,
                               timing_runs=self.timing_runs, finetune="always" if self.finetune else "off",
-                              finetune_steps=self.finetune_steps)
+                              finetune_steps=self.finetune_steps, adaround="always" if self.adaround else "off")
 
 
 @dataclass(frozen=True)
@@ -218,7 +228,8 @@ class PipelineConfig:
 
 
 # keys holding paths: resolved against the pipeline file's folder (or the current one for --set)
-PATH_KEYS = ("space", "recipe", "data.images", "data.ann", "profile.table", "supernet.source")
+PATH_KEYS = ("space", "recipe", "data.images", "data.ann", "data.holdout_images", "data.holdout_ann", "profile.table",
+             "supernet.source")
 
 
 def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:
@@ -291,7 +302,9 @@ def check_paths(config: PipelineConfig) -> None:
     if Path(config.recipe).suffix:
         wanted.append(("recipe", config.recipe, False))
     if config.data.kind == "coco":
-        wanted += [("data.images", str(config.data.images), True), ("data.ann", config.data.ann, False)]
+        wanted += [("data.images", str(config.data.images), True), ("data.ann", config.data.ann, False),
+                   ("data.holdout_images", config.data.holdout_images, True),
+                   ("data.holdout_ann", config.data.holdout_ann, False)]
     for key, value, folder in wanted:
         if value is None:
             continue

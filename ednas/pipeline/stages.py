@@ -28,7 +28,10 @@ log = logging.getLogger(__name__)
 
 # measured_ms: raw median of the measure stage's session; ratio_to_base: its time / the base
 # architecture's time per round of that session (what the report puts on the table's scale)
-MODELS_COLUMNS = ["name", "parent", "variant", "map", "map_low", "map_high", "measured_ms", "ratio_to_base", "path"]
+# withheld: why the variant is not shipped ("" when it is): an INT8 model that quantize's own
+# interleaved timing found no faster than its FP32 parent is listed, marked, and FP32 kept
+MODELS_COLUMNS = ["name", "parent", "variant", "map", "map_low", "map_high", "measured_ms", "ratio_to_base", "path",
+                  "withheld"]
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -81,7 +84,8 @@ def _class_names(cfg: PipelineConfig) -> tuple[str, ...]:
 # -- data ----------------------------------------------------------------------------------------
 def stage_data(ctx: Context) -> tuple[dict[str, Any], list[str]]:
     """Synthetic: generate a shapes set; its held-out split is halved into selection (even) and
-    evaluation (odd) images. COCO: the folder is halved; even trains and selects, odd evaluates."""
+    evaluation (odd) images. COCO: the folder is halved; even trains and selects, odd evaluates;
+    with a holdout set, the whole folder trains and selects and the holdout evaluates."""
     from ednas.data.split import coco_halves
 
     cfg = ctx.config.data
@@ -96,6 +100,11 @@ def stage_data(ctx: Context) -> tuple[dict[str, Any], list[str]]:
         train = (root / "images", root / "annotations" / "train.json")
         select, heldout = halves["even"], halves["odd"]
         outputs = ["data/synth", "data/halves/even.json", "data/halves/odd.json"]
+    elif cfg.holdout_images is not None:
+        train = select = (Path(str(cfg.images)), Path(str(cfg.ann)))
+        heldout = (Path(cfg.holdout_images), Path(str(cfg.holdout_ann)))
+        _check_apart(train, heldout)
+        outputs = []
     else:
         halves = coco_halves(cfg.images, cfg.ann, ctx.path("data", "halves"))
         train = select = halves["even"]
@@ -110,9 +119,25 @@ def stage_data(ctx: Context) -> tuple[dict[str, Any], list[str]]:
     return result, outputs
 
 
+def _check_apart(train: tuple[Path, Path], heldout: tuple[Path, Path]) -> None:
+    """Refuse a holdout that shares images (by file name) with the training and selection set."""
+    names = []
+    for _, ann in (train, heldout):
+        try:
+            names.append({im["file_name"] for im in json.loads(ann.read_text())["images"]})
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{ann}: not a COCO instances file ({type(exc).__name__}); give its instances json") \
+                from None
+    shared = sorted(names[0] & names[1])
+    if shared:
+        raise InputError(f"data.holdout_images shares {len(shared)} images with data.images (e.g. {shared[0]}); "
+                         "give held-out images the run never trains or selects on")
+
+
 def _data_inputs(ctx: Context) -> list[str]:
     d = ctx.config.data
-    return [str(d.images), str(d.ann)] if d.kind == "coco" else []
+    held = [str(d.holdout_images), str(d.holdout_ann)] if d.holdout_images is not None else []
+    return [str(d.images), str(d.ann), *held] if d.kind == "coco" else []
 
 
 # -- profile -------------------------------------------------------------------------------------
@@ -406,8 +431,10 @@ def stage_quantize(ctx: Context) -> tuple[dict[str, Any], list[str]]:
             export_onnx(_load_model(ctx, entry), fp32)
             summary = quantize(fp32, calib_dir, int8, None, None, qc)
             write_text(tag, source)
-            ctx.report(f"  [{i + 1}/{len(models)}] {name}: INT8 {summary['speedup']:.2f}x faster in quantize's check")
-        onnx[name] = {**entry, "fp32": ctx.rel(fp32), "int8": ctx.rel(int8)}
+            ctx.report(f"  [{i + 1}/{len(models)}] {name}: INT8 {summary['speedup']:.2f}x the speed of FP32 in "
+                       f"quantize's check{'' if summary['speedup'] > 1 else ': not shipped, FP32 kept'}")
+        speedup = _int8_speedup(int8)
+        onnx[name] = {**entry, "fp32": ctx.rel(fp32), "int8": ctx.rel(int8), "int8_speedup": speedup}
     return {"models": onnx}, ["onnx"]
 
 
@@ -495,7 +522,9 @@ def stage_models(ctx: Context) -> tuple[dict[str, Any], list[str]]:
         variants = [("fp32" if entry["variant"] == "fp32" else "pruned", "fp32"), ("int8", "int8")]
         for variant, precision in variants:
             s = scores[f"{name}|{precision}"]
+            withheld = _withheld(entry) if precision == "int8" else ""
             rows.append({"name": f"{name}.{precision}", "parent": entry["parent"], "variant": variant,
+                         "withheld": withheld,
                          "map": f"{s['map']:.6f}", "map_low": "" if s["map_low"] is None else f"{s['map_low']:.6f}",
                          "map_high": "" if s["map_high"] is None else f"{s['map_high']:.6f}",
                          "measured_ms": f"{ms[f'{name}|{precision}']:.4f}",
@@ -507,6 +536,27 @@ def stage_models(ctx: Context) -> tuple[dict[str, Any], list[str]]:
     out = ctx.path("search", "models.csv")
     write_text(out, buf.getvalue())
     return {"rows": len(rows)}, [ctx.rel(out)]
+
+
+def _int8_speedup(int8: Path) -> float:
+    """The speed-up over FP32 that quantize's own timing measured (its summary beside the model)."""
+    summary = int8.with_suffix(".json")
+    try:
+        value = json.loads(summary.read_text())["speedup"]
+    except (OSError, ValueError, KeyError, TypeError):
+        value = None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise InputError(f"{summary}: no valid INT8 speed-up in quantize's summary; run again with --from quantize")
+    return float(value)
+
+
+def _withheld(entry: dict[str, Any]) -> str:
+    """Why a model's INT8 variant is not shipped: quantize's own interleaved timing found it no
+    faster than its FP32 parent (then the FP32 model is the point's deployable one)."""
+    speedup = entry.get("int8_speedup")
+    if speedup is None:
+        raise InputError("the quantize stage's record predates INT8 speed checks; run again with --from quantize")
+    return "" if speedup > 1 else f"not shipped: {speedup:.2f}x the speed of its FP32 parent in quantize's timing"
 
 
 def stage_report(ctx: Context) -> tuple[dict[str, Any], list[str]]:

@@ -23,12 +23,13 @@ from ednas.report.pareto import (REF_LABEL_Y, SCALE_RULE, Hover, ParetoView, Row
 # colours (colour-blind safe where it matters: front vs INT8 vs pruned)
 C_TRIAL = "#94a3b8"
 C_FRONT = "#2563eb"
-C_VARIANT = {"fp32": "#7c3aed", "pruned": "#059669", "int8": "#ea580c"}
+C_VARIANT = {"fp32": "#7c3aed", "pruned": "#059669", "int8": "#ea580c", "withheld": "#9ca3af"}
 C_BASE = "#111827"
 C_BUDGET = "#dc2626"
 C_REF = "#6b7280"
-SYMBOL = {"fp32": "square", "pruned": "triangle-up", "int8": "star"}
-LABEL = {"fp32": "FP32 re-evaluated", "pruned": "pruned", "int8": "INT8"}
+SYMBOL = {"fp32": "square", "pruned": "triangle-up", "int8": "star", "withheld": "star-open"}
+LABEL = {"fp32": "FP32 re-evaluated", "pruned": "pruned", "int8": "INT8",
+         "withheld": "INT8 not shipped (no faster than FP32)"}
 
 
 def render_html(view: ParetoView) -> str:
@@ -299,6 +300,8 @@ def _hover_text(h: Hover, metric: str, note: str = "") -> str:
         acc.append(f"INT8 {m} {h.int8_acc:.1f} at {h.int8_ms:.2f} ms")
     if acc:
         lines.append(" · ".join(acc))
+    if h.note:
+        lines.append(_esc(h.note))
     return "<br>".join(lines)
 
 

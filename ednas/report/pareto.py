@@ -22,6 +22,8 @@ from ednas.report.run_folder import VARIANTS, FrontPoint, RunFolder, Trial, Vari
 
 _INDEXED = re.compile(r"^(.*?)(\d+)$")
 
+WITHHELD = "withheld"  # the kind of a deployed variant the pipeline did not ship (Variant.withheld says why)
+
 SCALE_RULE = ("Latency is on the latency table's scale: a measured model is placed at its time divided by the "
               "base architecture's time in the same timing session, times the base's predicted latency, so "
               "points timed in different sessions, the budget and the reference lines compare directly; every "
@@ -45,6 +47,7 @@ class Row:
     acc_high: float | None
     on_front: bool  # not dominated by another measured point (latency down, accuracy up)
     under_budget: bool
+    note: str = ""  # a withheld variant: why it is not shipped
 
     @property
     def ms(self) -> float:
@@ -75,6 +78,7 @@ class Hover:
     parent: str = ""  # the FP32 front point of a variant
     acc_low: float | None = None  # percent, 95 % interval of a variant
     acc_high: float | None = None
+    note: str = ""  # a withheld variant: why it is not shipped
 
 
 @dataclass(frozen=True)
@@ -122,11 +126,11 @@ class ParetoView:
         return Hover(row.name, row.kind, row.genes, row.predicted_ms, row.measured_ms, row.ratio, row.acc,
                      fp32.acc if fp32 else None, int8.acc if int8 else None, int8.ms if int8 else None,
                      scaled_ms=row.scaled_ms, speedup=speedup, parent=row.parent, acc_low=row.acc_low,
-                     acc_high=row.acc_high)
+                     acc_high=row.acc_high, note=row.note)
 
     def variants_by_kind(self) -> list[tuple[str, list[Row]]]:
         """(kind, rows) of each deployed-variant kind present, in VARIANTS order."""
-        return [(kind, rows) for kind in ("fp32", "pruned", "int8")
+        return [(kind, rows) for kind in (*VARIANTS, WITHHELD)
                 if (rows := [r for r in self.variants if r.kind == kind])]
 
     def trial_hover(self, t: Trial) -> Hover:
@@ -157,7 +161,7 @@ def build_view(run: RunFolder) -> ParetoView:
         return v.ratio_to_base * base_ms  # type: ignore[operator]  (load_run checked base_ms is known)
 
     placed: list[tuple[str, float, float]] = [(p.name, ms(p), p.map) for p in run.front]
-    placed += [(v.name, variant_ms(v), v.map) for v in run.variants]
+    placed += [(v.name, variant_ms(v), v.map) for v in run.variants if not v.withheld]  # shipped ones only
     front_names = non_dominated(placed)
 
     def under(ms: float) -> bool:
@@ -272,8 +276,8 @@ def _front_row(p: FrontPoint, scaled_ms: float | None, on_front: bool, under: bo
 def _variant_row(v: Variant, parent: FrontPoint, scaled_ms: float, on_front: bool, under: bool) -> Row:
     genes = format_genes(parent.genes)  # pruning keeps the genes' structure but not their widths
     genes = f"channels pruned from {genes}" if v.variant == "pruned" else genes
-    return Row(v.name, v.variant, parent.name, genes, None, v.measured_ms, None, scaled_ms, 100.0 * v.map,
-               pct(v.map_low), pct(v.map_high), on_front, under)
+    return Row(v.name, WITHHELD if v.withheld else v.variant, parent.name, genes, None, v.measured_ms, None, scaled_ms,
+               100.0 * v.map, pct(v.map_low), pct(v.map_high), on_front, under, v.withheld)
 
 
 def _summary(view: ParetoView) -> str:

@@ -8,7 +8,7 @@ import io
 from ednas.report.html_report import C_BASE, C_BUDGET, C_FRONT, C_REF, C_TRIAL, C_VARIANT, LABEL
 from ednas.report.pareto import REF_LABEL_Y, ParetoView, front_line, labels_below, latency_range
 
-_MPL_SYMBOL = {"fp32": "s", "pruned": "^", "int8": "*"}
+_MPL_SYMBOL = {"fp32": "s", "pruned": "^", "int8": "*", "withheld": "*"}
 
 
 def render_png(view: ParetoView, dpi: int = 150) -> bytes:

@@ -71,6 +71,7 @@ class Variant:
     measured_ms: float  # raw median in the timing session of `ednas run`'s measure stage
     ratio_to_base: float  # its time / the base architecture's time, per round of that same session
     path: str
+    withheld: str = ""  # why the pipeline did not ship it (an INT8 model no faster than its FP32 parent); "" shipped
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,7 @@ def _variant(row: dict[str, str], where: str, parents: set[str]) -> Variant:
         measured_ms=_num(row, "measured_ms", where),
         ratio_to_base=_num(row, "ratio_to_base", where),
         path=row.get("path") or "",
+        withheld=row.get("withheld") or "",  # optional: run folders before it shipped every variant
     )
 
 

@@ -45,14 +45,16 @@ def render_markdown(view: ParetoView) -> str:
 
 def render_pareto_csv(view: ParetoView) -> str:
     """pareto.csv: the run's pareto.csv columns plus `<variant>_map/_map_low/_map_high/_ms` of
-    each deployed variant of the row (empty when it has none)."""
+    each deployed variant of the row (empty when it has none), and `withheld`: why a variant of
+    the row was not shipped (empty when all were)."""
     front = {p.name: p for p in view.run.front}
     extra = [f"{v}_{c}" for v in VARIANTS
              for c in ("name", "map", "map_low", "map_high", "measured_ms", "table_scale_ms")]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["name", "kind", "arch_hash", "genes", "predicted_ms", "measured_ms",
-                     "measured_over_predicted", "table_scale_ms", "map", "on_front", "under_budget", *extra])
+                     "measured_over_predicted", "table_scale_ms", "map", "on_front", "under_budget", *extra,
+                     "withheld"])
     for r in (r for r in view.rows if not r.parent):
         p = front[r.name]
         row = [p.name, p.kind, p.arch_hash, json.dumps(p.genes), p.predicted_ms, _blank(p.measured_ms),
@@ -63,6 +65,7 @@ def render_pareto_csv(view: ParetoView) -> str:
             placed = next((x.scaled_ms for x in view.variants if v is not None and x.name == v.name), None)
             row += ([v.name, v.map, _blank(v.map_low), _blank(v.map_high), v.measured_ms, _blank(placed)]
                     if v else [""] * 6)
+        row.append("; ".join(f"{v.name}: {v.withheld}" for v in view.run.variants if v.parent == p.name and v.withheld))
         writer.writerow(row)
     return buf.getvalue()
 

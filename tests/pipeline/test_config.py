@@ -38,6 +38,9 @@ def _write(tmp_path: Path, text: str) -> Path:
     ("- a\n- b\n", "mapping"),
     ("space: s.yml\nrecipe: r.yml\nquantize: {finetune: sometimes}\n", "finetune"),
     ("space: s.yml\nrecipe: r.yml\nquantize: {finetune_steps: 0}\n", "finetune_steps"),
+    ("space: s.yml\nrecipe: r.yml\ndata: {kind: coco, images: /x, ann: /a.json, holdout_images: /h}\n",
+     "holdout_ann"),
+    ("space: s.yml\nrecipe: r.yml\ndata: {holdout_images: /h, holdout_ann: /h.json}\n", "kind coco"),
 ])
 def test_bad_files_name_the_problem(tmp_path, text, needle):
     with pytest.raises(EdnasError) as err:
@@ -69,7 +72,35 @@ def test_bad_overrides(tmp_path, override):
 
 def test_quantize_section_becomes_the_quantize_job_settings(tmp_path):
     plain = load_pipeline(_write(tmp_path, "space: s.yml\nrecipe: r.yml\n")).quantize.job_config(2)
-    assert (plain.finetune, plain.threads, plain.calib_method) == ("off", 2, "percentile")
+    assert (plain.finetune, plain.adaround, plain.threads, plain.calib_method) == ("off", "off", 2, "percentile")
     tuned = load_pipeline(_write(tmp_path, "space: s.yml\nrecipe: r.yml\nquantize: {num_calib: 16}\n"),
                           ["quantize.finetune=true", "quantize.finetune_steps=50"]).quantize.job_config(None)
     assert (tuned.finetune, tuned.finetune_steps, tuned.num_calib) == ("always", 50, 16)
+
+
+def test_a_holdout_set_evaluates_and_the_whole_folder_trains_and_selects(tmp_path):
+    """data.holdout_images/ann: the evaluate stage reads only them; sharing an image with
+    data.images is refused in one line before any work."""
+    import json
+
+    from ednas.pipeline.runner import Context
+    from ednas.pipeline.stages import stage_data
+
+    def coco(name: str, files: list[str]) -> Path:
+        (tmp_path / name).mkdir()
+        ann = tmp_path / f"{name}.json"
+        ann.write_text(json.dumps({"images": [{"id": i, "file_name": f, "width": 8, "height": 8}
+                                              for i, f in enumerate(files)], "annotations": [], "categories": []}))
+        return ann
+
+    train, held, clash = coco("train", ["a.jpg", "b.jpg"]), coco("held", ["c.jpg"]), coco("clash", ["b.jpg"])
+    text = f"space: s.yml\nrecipe: r.yml\ndata: {{kind: coco, images: {tmp_path / 'train'}, ann: {train}}}\n"
+    config = load_pipeline(_write(tmp_path, text), [f"data.holdout_images={tmp_path / 'held'}",
+                                                    f"data.holdout_ann={held}"])
+    result, _ = stage_data(Context(config, tmp_path / "run"))
+    assert result["counts"] == {"train": 2, "select": 2, "heldout": 1}
+    assert Path(result["heldout"][1]) == held and Path(result["select"][1]) == train
+    config = load_pipeline(_write(tmp_path, text), [f"data.holdout_images={tmp_path / 'clash'}",
+                                                    f"data.holdout_ann={clash}"])
+    with pytest.raises(EdnasError, match="shares 1 images with data.images .*b.jpg"):
+        stage_data(Context(config, tmp_path / "run2"))

@@ -71,6 +71,31 @@ def test_best_point_is_the_most_accurate_deployed_model_under_budget_on_held_out
             assert any(r.name == row.parent for r in view.rows[:i])
 
 
+def test_an_int8_variant_no_faster_than_its_parent_is_shown_marked_but_never_shipped(run_dir):
+    """The pipeline withholds an INT8 model its own timing found no faster than FP32 (models.csv
+    `withheld`): the report keeps the point, marked with the reason, off the front and out of
+    the headline, whose best model is then the next deployed one."""
+    rows = read_rows(run_dir / "models.csv")
+    best = build_view(load_run(run_dir)).best
+    assert best is not None and best.kind == "int8"
+    for r in rows:
+        r["withheld"] = "not shipped: 0.95x the speed of its FP32 parent in quantize's timing" \
+            if r["name"] == best.name else ""
+    with open(run_dir / "models.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    view = build_view(load_run(run_dir))
+    marked = next(r for r in view.rows if r.name == best.name)
+    assert marked.kind == "withheld" and not marked.on_front and "0.95x" in marked.note
+    assert view.best is not None and view.best.name != best.name
+    assert best.name not in view.summary
+    figure = figure_dict(view)
+    trace = next(t for t in figure["data"] if t.get("name", "").startswith("INT8 not shipped"))
+    assert trace["customdata"] == [best.name] and "0.95x" in trace["hovertext"][0]
+    assert all(best.name not in (t.get("customdata") or []) for t in figure["data"] if t.get("name") == "INT8")
+
+
 # --- one latency scale (issue 13) --------------------------------------------------------
 
 
