@@ -12,7 +12,7 @@ import pytest
 import onnx
 
 from ednas.compress.quantize.accuracy_search import (AccuracyBoundError, Builder, Built, Fold, Recipe, fallback_nodes,
-                                                    quantized_tensors, search)
+                                                    levels, quantized_tensors, search)
 from ednas.compress.quantize.prepare import name_nodes
 from ednas.eval.bootstrap import PerImageAP, paired_drop
 
@@ -127,6 +127,26 @@ def test_finetuning_is_tried_before_keeping_tensors_fp32() -> None:
     always = search(FakeBuilder(builder.scores), FP32, FOLDS, SHIPPED, [PLAIN], 100.0, max_fallback=1,
                     finetune="always")
     assert always.shipped.recipe == tuned  # the grid's level is skipped, though it would pass 100 points
+
+
+def test_learned_rounding_comes_before_finetuning_and_fallback_builds_on_the_last(caplog) -> None:
+    """Both recoveries are free in speed: learned rounding (the cheaper) is tried after the
+    grid, then fine-tuning; tensors kept FP32 come on top of the last recovery. Each level is
+    logged as progress, and what the images can show is said after the first fold."""
+    rounded, tuned = Recipe("percentile", False, adaround=True), Recipe("percentile", False, finetune=True)
+    assert [str(level) for level in levels(2, "auto", "auto")] == [
+        "grid", "rounding learned", "fine-tuned", "fine-tuned, 1 tensors FP32", "fine-tuned, 2 tensors FP32"]
+    assert [str(level) for level in levels(1, "off", "always")] == ["rounding learned", "rounding learned, 1 tensors FP32"]
+    builder = FakeBuilder({PLAIN: degraded(0.5), rounded: degraded(0.6), tuned: FP32})
+    with caplog.at_level("INFO", logger="ednas.compress.quantize.accuracy_search"):
+        result = search(builder, FP32, FOLDS, SHIPPED, [PLAIN], 0.5, max_fallback=0, finetune="auto",
+                        adaround="auto")
+    assert result.shipped.recipe == tuned
+    assert [t["fixes"] for t in result.tried if "held_out_drop" in t] == ["grid", "rounding learned", "fine-tuned"]
+    assert str(rounded) == "percentile, rounding learned"
+    text = caplog.text
+    assert "all 24 annotated images give an interval of about +-" in text and "cannot be shown even for no drop" in text
+    assert "level 1 of 3 (grid)" in text and "at most 2 more" in text and "level 3 of 3 (fine-tuned)" in text
 
 
 def test_fallback_keeps_the_tensor_and_its_convs_float_in_onnx_runtime(tmp_path):

@@ -275,3 +275,36 @@ def test_finetune_always_refuses_a_graph_it_cannot_run(calib_dir: Path, tmp_path
         work.mkdir()
         prepared, _ = prepare(name_nodes(onnx.load(str(_export(module, work / "m.onnx")))), work)
         assert quantize_mod._recovery_mode(auto, "finetune", prepared) == mode
+
+
+def test_holdout_scores_the_shipped_model_on_images_apart(tiny: Path, calib_dir: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """--holdout: FP32 and the shipped INT8 model scored on images that neither calibrated nor
+    chose it (the paired drop with its interval in the summary); images shared with the
+    calibration or selection set, or a holdout without annotations, are refused before any work."""
+    import shutil
+
+    monkeypatch.setattr(quantize_mod, "_evaluator", _fake_evaluator(_Annotated().perfect, []))
+    apart = tmp_path / "apart"
+    apart.mkdir()
+    for k, f in enumerate(sorted(calib_dir.iterdir())):
+        shutil.copyfile(f, apart / f"holdout{k}.jpg")
+    for images, ann in ((None, None), ("imgs", "ann.json")):
+        out = tmp_path / f"h{images}.onnx"
+        summary = quantize(tiny, calib_dir, out, images, ann, FAST, apart, "holdout.json")
+        h = summary["holdout"]
+        assert (h["count"], h["drop_points"], h["drop_ci95"]) == (8, 0, [0, 0]) and h["fp32_map"] == h["int8_map"]
+        assert json.loads(out.with_suffix(".json").read_text())["holdout"]["images"] == str(apart)
+    for holdout, ann, needle in ((calib_dir, "h.json", "shares 6 images with `calib`"),
+                                 (apart, None, "`holdout` needs both")):
+        out = tmp_path / "refused.onnx"
+        with pytest.raises(InputError, match=needle):
+            quantize(tiny, calib_dir, out, config=FAST, holdout=holdout, holdout_ann=ann)
+        assert not out.exists() and not out.with_suffix(".json").exists()
+
+
+def test_adaround_always_without_images(tiny: Path, calib_dir: Path, tmp_path: Path) -> None:
+    summary = quantize(tiny, calib_dir, tmp_path / "ar.onnx", config=replace(FAST, adaround="always"))
+    assert summary["recipe"].endswith("rounding learned") and summary["adaround"]["iters"] == 5
+    with pytest.raises(InputError, match="`adaround_iters` 0"):
+        quantize(tiny, calib_dir, tmp_path / "x.onnx", config=replace(FAST, adaround_iters=0))
