@@ -46,3 +46,25 @@ def test_pick_front_spreads_over_latency():
     assert picked == ["t0", "t4", "t8"]  # fastest, middle, most accurate
     assert [r["name"] for r in pick_front(rows, 20)] == [f"t{i}" for i in range(9)]
     assert [r["name"] for r in pick_front(rows, 1)] == ["t8"]
+
+
+def test_an_int8_model_no_faster_than_its_parent_is_withheld(tmp_path):
+    """The pipeline's rule: quantize's own interleaved timing decides; at or below 1.0x the
+    INT8 variant is listed as withheld (FP32 stays the point's model); a summary without a
+    valid speed-up is refused in one line, never read as a number."""
+    from ednas.errors import InputError
+    from ednas.pipeline.stages import _int8_speedup, _withheld
+
+    assert _withheld({"int8_speedup": 1.31}) == ""
+    assert _withheld({"int8_speedup": 0.97}).startswith("not shipped: 0.97x the speed of its FP32 parent")
+    assert _withheld({"int8_speedup": 1.0}) != ""
+    model = tmp_path / "m.int8.onnx"
+    for text in ('{"speedup": 1.4}', '{"speedup": -1}', '{"speedup": "fast"}', "{", '{"speedup": true}'):
+        model.with_suffix(".json").write_text(text)
+        if text == '{"speedup": 1.4}':
+            assert _int8_speedup(model) == 1.4
+        else:
+            with pytest.raises(InputError, match="no valid INT8 speed-up .*--from quantize"):
+                _int8_speedup(model)
+    with pytest.raises(InputError, match="predates INT8 speed checks"):
+        _withheld({})
