@@ -16,9 +16,12 @@ Levels of fixes, cheapest in speed first:
    error moves far less from image to image than mAP on a few dozen images (whose paired
    spread is about a point on 64), so the choice follows the recipe rather than the noise;
    mAP is kept for the claim;
+AR. that recipe with its weight rounding learned (adaround: each conv's int8 weights rounded
+   up or down to match its FP32 output, layer by layer on the fold's calibration images): the
+   same graph and speed, no weight moves by more than one step;
 FT. that recipe fine-tuned (finetune: quantization-aware, distilled from FP32 on the fold's
    calibration images): the same graph and speed, only the integers change;
-1+. that recipe (fine-tuned, when fine-tuning is on) with the 1, 2, 4, ... activation tensors
+1+. that recipe (with the last recovery that is on) with the 1, 2, 4, ... activation tensors
    most sensitive to 8 bits (sensitivity; among the tensors the QDQ model quantizes) kept in
    FP32: a tensor is kept float by leaving its producer, all its consumers and the conv under
    a folded ReLU/ReLU6 unquantized (fallback_nodes); each costs speed.
@@ -259,8 +262,9 @@ MODES = ("auto", "always", "off")  # a recovery (fine-tuning, weight rounding): 
 
 def levels(max_fallback: int, finetune: str = "off", adaround: str = "off") -> list[Level]:
     """The grid (unless a recovery is `always`), then the recoveries that are on (free in
-    speed): learned weight rounding, then fine-tuning (on top of it when both run), then the
-    fallback counts 1, 2, 4, ... up to max_fallback on top of the last (each costs speed)."""
+    speed): learned weight rounding, then fine-tuning (of the rounded model when rounding is
+    `always`), then the fallback counts 1, 2, 4, ... up to max_fallback on top of the last
+    level (each costs speed)."""
     rounding, tuned = adaround != "off", finetune != "off"
     out = [GRID] * ("always" not in (finetune, adaround))
     if rounding and finetune != "always":
@@ -299,8 +303,7 @@ class Progress:
     and an estimate of the time left if every later level is needed (at the last level's pace)."""
 
     def __init__(self, total: int) -> None:
-        self.total, self.done, self.start = total, 0, time.monotonic()
-        self.last = self.start
+        self.total, self.done, self.last = total, 0, time.monotonic()
 
     def step(self, what: str) -> None:
         now = time.monotonic()
