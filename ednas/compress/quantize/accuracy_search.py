@@ -287,7 +287,7 @@ def showable(fp32: PerImageAP, first: Built, fold: Fold, folds: int, max_drop: f
     as soon as it is known (a search that cannot show `max_drop` otherwise runs every level)."""
     one = paired_drop(fp32, [first.scores], [fold.check])
     width = one.half_width / np.sqrt(folds)
-    images = int(fold.check.sum()) * folds
+    images = len(fold.check)
     line = (f"first fold: drop {one.value:.2f} points (95% CI {one.low:.2f} to {one.high:.2f}, {one.images} images); "
             f"all {images} annotated images give an interval of about +-{width:.2f}, so `max_drop` below "
             f"~{width:.2f} cannot be shown even for no drop")
