@@ -7,6 +7,7 @@ One small YAML per ONNX file (`recipes/peers/`), parsed once by `peers.loader.lo
     input: {size: 320, colour: rgb, mean: [...], std: [...], resize: stretch, interpolation: cubic}
     output: {layout: picodet, strides: [8, 16, 32, 64], scores: probabilities, anchor_offset: 0.5}
     class_names: coco
+    reference: {coco_train128: 0.3855, person_holdout: 0.3607, coco_val2017: 0.271}
 
 The output shapes follow from the layout, the strides, the input size and the class count;
 they are checked against the ONNX file before any image is read.
@@ -14,7 +15,7 @@ they are checked against the ONNX file before any image is read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from ednas.data.classes import NAMED_CLASS_LISTS
@@ -58,6 +59,16 @@ class OutputCard:
 
 
 @dataclass(frozen=True)
+class ReferenceScores:
+    """mAP (a fraction) measured by others with an independent evaluator: what an implementation
+    of the card must reproduce (within a few tenths of a point)."""
+
+    coco_train128: float | None = None  # mAP on coco-train128 (training images of the peers: runs high)
+    person_holdout: float | None = None  # person AP on val2017-person/holdout (unseen images)
+    coco_val2017: float | None = None  # the published COCO val2017 mAP
+
+
+@dataclass(frozen=True)
 class PeerCard:
     """A foreign detector described as data (see the module docstring)."""
 
@@ -65,6 +76,7 @@ class PeerCard:
     input: InputCard
     output: OutputCard
     class_names: tuple[str, ...] | str = "coco"  # a list, or the name of a known list
+    reference: ReferenceScores = field(default_factory=ReferenceScores)  # scores measured by others
 
     def __post_init__(self) -> None:
         if isinstance(self.class_names, str):

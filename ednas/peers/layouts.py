@@ -47,16 +47,20 @@ def level_sizes(card: PeerCard) -> list[int]:
     return [math.ceil(card.input.size / s) ** 2 for s in card.output.strides]
 
 
-@functools.lru_cache(maxsize=16)
 def anchor_points(card: PeerCard) -> np.ndarray:
-    """(A, 3) float32: x, y, stride of every anchor point, levels in card order (cached per
-    card: every batch needs them; read only)."""
-    out, size = card.output, card.input.size
+    """(A, 3) float32: x, y, stride of every anchor point, levels in card order."""
+    out = card.output
+    return _anchor_points(card.input.size, out.strides, out.anchor_offset, out.anchor_shift)
+
+
+@functools.lru_cache(maxsize=16)
+def _anchor_points(size: int, strides: tuple[int, ...], offset: float, shift: float) -> np.ndarray:
+    """Cached: every batch needs them (callers only read them)."""
     rows = []
-    for s in out.strides:
+    for s in strides:
         n = math.ceil(size / s)
         ys, xs = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")  # (n, n) cells, row-major
-        xy = (np.stack([xs.ravel(), ys.ravel()], 1) + out.anchor_offset) * s + out.anchor_shift
+        xy = (np.stack([xs.ravel(), ys.ravel()], 1) + offset) * s + shift
         rows.append(np.concatenate([xy, np.full((n * n, 1), float(s))], 1))
     return np.concatenate(rows).astype(np.float32)
 

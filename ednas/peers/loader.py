@@ -22,8 +22,8 @@ def is_card(data: Any) -> bool:
 
 def parse_card(data: Any, where: str) -> PeerCard:
     """Plain data -> PeerCard: unknown keys listed, a missing key named, the layout known."""
-    card = from_dict(PeerCard, data, where)
-    get_layout(card.output.layout, f"{where}: output.layout")
+    card = from_dict(PeerCard, data, f"{where}: card")
+    get_layout(card.output.layout, f"{where}: card.output.layout")
     return card
 
 
