@@ -25,10 +25,12 @@ class Codec(ABC):
     """Contract: `encode(img)` takes a (H, W, 3) BGR uint8 image to ((3, S, S) float32 network
     input, placement), where S is `input_size`; `decode(output, placements)` takes the
     Predictor's output for a batch (N, ...) and each image's placement to N Detections in
-    original-image pixels (score > 0.05, class-wise NMS at IoU 0.6, at most 100 per image)."""
+    original-image pixels (score > 0.05, class-wise NMS at IoU 0.6, at most 100 per image).
+    `class_names`: the names of its labels, or None where a recipe gives them."""
 
     input_size: int
     num_classes: int
+    class_names: tuple[str, ...] | None = None
 
     @abstractmethod
     def encode(self, img: np.ndarray) -> tuple[np.ndarray, Any]: ...
@@ -78,7 +80,7 @@ def decode_output(
 
 def check_scores(scores: np.ndarray, tolerance: float = 1e-2) -> None:
     """Refuse class scores outside [0, 1]: logits read as probabilities would be scored without
-    a word (NanoDet-Plus-m's ncnn rebuild outputs logits: 24 mAP instead of 40)."""
+    a word (NanoDet-Plus-m's ncnn rebuild outputs logits: 24.4 mAP on unseen images, not 37.3)."""
     if scores.size == 0:
         return
     low, high = float(scores.min()), float(scores.max())

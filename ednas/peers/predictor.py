@@ -37,7 +37,7 @@ class PeerCodec(Codec):
     def __init__(self, card: PeerCard) -> None:
         self.card = card
         self.input_size, self.num_classes = card.input.size, card.num_classes
-        self.class_names: tuple[str, ...] = card.class_names  # type: ignore[assignment]
+        self.class_names = tuple(card.class_names)
 
     def encode(self, img: np.ndarray) -> tuple[np.ndarray, Placement]:
         spec = self.card.input
