@@ -95,3 +95,28 @@ def random_feeds(sess: "ort.InferenceSession", seed: int = 0) -> dict[str, np.nd
     return {i.name: rng.standard_normal([d if isinstance(d, int) else 1 for d in i.shape]).astype(np.float32)
             for i in sess.get_inputs()}
 
+
+
+# ops that move, select or re-encode values without computing new ones: a graph output's
+# values were computed by the first other node met walking back through these
+_CARRIERS = {"Concat", "Reshape", "Transpose", "Split", "Slice", "Flatten", "Squeeze", "Unsqueeze",
+             "Identity", "Gather", "Cast", "QuantizeLinear", "DequantizeLinear"}
+
+
+def sigmoid_feeds(model: "onnx.ModelProto", output: str) -> bool:
+    """True when a Sigmoid (or HardSigmoid) computes some of the values of graph output `output`
+    (through ops that only move values): whether a detector's class outputs are probabilities
+    or logits, read from the graph before anything is run."""
+    producer = {name: node for node in model.graph.node for name in node.output}
+    stack, seen = [output], set()
+    while stack:
+        name = stack.pop()
+        node = producer.get(name)
+        if node is None or name in seen:
+            continue
+        seen.add(name)
+        if node.op_type in ("Sigmoid", "HardSigmoid"):
+            return True
+        if node.op_type in _CARRIERS:
+            stack.extend(node.input if node.op_type == "Concat" else node.input[:1])
+    return False

@@ -30,3 +30,9 @@ def coco128() -> Path:
     """The coco-train128 folder with images/ and annotations/instances_train128.json (EDNAS_TEST_COCO)."""
     return _env_path("EDNAS_TEST_COCO", "the coco-train128 folder")
 
+
+
+@pytest.fixture(scope="session")
+def peers_dir() -> Path:
+    """The folder of the peer detectors' ONNX files, recipes/peers/NAME.yml -> NAME.onnx (EDNAS_TEST_PEERS)."""
+    return _env_path("EDNAS_TEST_PEERS", "the folder of the peer ONNX files (../shared/weights/peers)")

@@ -113,6 +113,12 @@ CASES: list[tuple[str, str, str]] = [
      "annotates no images"),
     ("test-class-count", "test {d}/two_classes.yml --onnx {d}/tiny.onnx --images {d}/imgs --ann {d}/ann.json",
      "categories"),
+    ("test-card-unknown-layout", "test {d}/card_layout.yml --onnx {d}/tiny.onnx --images {d}/imgs --ann {d}/ann.json",
+     "known layouts are: nanodet, nanodet_plus, picodet, yolox"),
+    ("test-card-missing-key", "test {d}/card_no_mean.yml --onnx {d}/tiny.onnx --images {d}/imgs --ann {d}/ann.json",
+     "missing required key 'mean'"),
+    ("test-card-output-shape", "test {d}/card_strides.yml --onnx {d}/tiny.onnx --images {d}/imgs --ann {d}/ann.json",
+     "expects outputs [80, 35], the file has [1, 85, 35]"),
     ("test-images-without-ann", "test {d}/tiny.yml --weights {d}/tiny.ckpt --images {d}/imgs", "give both"),
     ("test-no-val", "test {d}/tiny.yml --weights {d}/tiny.ckpt", "no data.val"),
     ("test-batch-zero", "test {d}/tiny.yml --weights {d}/tiny.ckpt --batch 0", "must be at least 1"),
@@ -529,6 +535,9 @@ def _make_inputs(d: Path) -> None:
         "typo": header + "train: {epochz: 3}\n",
         "garbled": "model: [unclosed\n  - {\n",
         "list": "- model\n- data\n",
+        "card_layout": _card("layout: ssd, strides: [8, 16, 32, 64]"),
+        "card_no_mean": _card("layout: nanodet_plus, strides: [8, 16, 32, 64]").replace("mean: [0, 0, 0], ", ""),
+        "card_strides": _card("layout: nanodet_plus, strides: [8, 16]"),
     }
     for name, text in recipes.items():
         (d / f"{name}.yml").write_text(text)
@@ -576,6 +585,12 @@ def _make_inputs(d: Path) -> None:
     (d / "ann6.json").write_text(json.dumps({**coco, "categories": [{"id": i + 1, "name": f"c{i}"} for i in range(6)]}))
     (d / "empty.pt").write_bytes(b"")
     _make_search_inputs(d, arch)
+
+
+def _card(output: str) -> str:
+    """A peer card for the tiny 64-px model of classes a, b, c with this output section."""
+    return ("name: tiny\ninput: {size: 64, colour: bgr, mean: [0, 0, 0], std: [1, 1, 1], resize: stretch, "
+            f"interpolation: linear}}\noutput: {{{output}, scores: probabilities}}\nclass_names: [a, b, c]\n")
 
 
 def _make_search_inputs(d: Path, tiny) -> None:

@@ -34,6 +34,14 @@ def test_nothing_below_the_commands_imports_them():
         assert not bad, f"{path.relative_to(PACKAGE)} imports {bad}"
 
 
+def test_the_floors_below_the_peers_do_not_import_them():
+    """Peers are built on the evaluator (a Codec, a Predictor), the data and the models, never
+    the other way round."""
+    for path in [p for sub in ("eval", "data", "models", "arch", "onnx_runtime") for p in _modules(sub)]:
+        bad = [m for m in _imports(path) if m.startswith("ednas.peers")]
+        assert not bad, f"{path.relative_to(PACKAGE)} imports {bad}"
+
+
 def test_latency_does_not_import_search():
     for path in _modules("latency"):
         bad = [m for m in _imports(path) if m.startswith("ednas.search")]

@@ -60,10 +60,12 @@ def unit_fraction(text: str) -> float:
     return value
 
 
-def add_recipe(parser: argparse.ArgumentParser, required: bool = True) -> None:
+def add_recipe(parser: argparse.ArgumentParser, required: bool = True, card: bool = False) -> None:
+    """The model argument; `card`: a peer card (recipes/peers/*.yml) is taken too."""
+    peer = ", or a peer card (recipes/peers/*.yml) with --onnx" if card else ""
     parser.add_argument(
         "recipe", metavar="RECIPE", nargs=None if required else "?",
-        help="recipe YAML, a bundled recipe name (e.g. enhanced_nanodet_s) or an ARCH.yml",
+        help=f"recipe YAML, a bundled recipe name (e.g. enhanced_nanodet_s) or an ARCH.yml{peer}",
     )
 
 

@@ -25,5 +25,7 @@ def run(args: argparse.Namespace) -> int:
     with atomic_path(args.out) as tmp:  # one-line errors for a full or read-only destination
         save_checkpoint(tmp, model, source=str(args.onnx), recipe=recipe.name)
     print(f"wrote {args.out}: {recipe.name}, {model.num_params():,} parameters; vs ONNX Runtime "
-          f"max |d| scores {diff['scores']:.1e}, logits {diff['logits']:.1e}")
+          f"max |d| scores {diff['scores']:.1e}, logits {diff['logits']:.1e}"
+          + (" (the file's class outputs are logits: compared after the sigmoid the checkpoint applies)"
+             if diff["file_logits"] else ""))
     return 0

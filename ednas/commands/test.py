@@ -13,9 +13,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "test", help="COCO mAP of a checkpoint or ONNX model on annotated images",
         description="ednas test RECIPE (--weights CKPT | --onnx MODEL.onnx) --images DIR --ann JSON. "
                     "RECIPE gives the class names, strides and pre-processing; with --onnx a bare "
-                    "architecture name such as enhanced_nanodet_s is enough.",
+                    "architecture name such as enhanced_nanodet_s is enough. A peer card "
+                    "(recipes/peers/*.yml) in place of RECIPE scores another project's ONNX file "
+                    "(--onnx) as the card describes it.",
     )
-    add_recipe(p)
+    add_recipe(p, card=True)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--weights", metavar="CKPT", help="PyTorch checkpoint")
     src.add_argument("--onnx", metavar="MODEL.onnx", help="ONNX model with the released output contract")
@@ -36,25 +38,34 @@ def run(args: argparse.Namespace) -> int:
     from ednas.eval.coco_eval import METRICS, evaluate_model
     from ednas.io import check_output, write_json
     from ednas.eval.predictors import OnnxPredictor
+    from ednas.peers.loader import find_card
+    from ednas.peers.predictor import PeerPredictor
     from ednas.recipe import load_recipe
 
     if args.json:
         check_output(args.json)
-    if args.onnx:
-        recipe = load_recipe(args.recipe)
-        model = OnnxPredictor(args.onnx, threads=args.threads)
-    else:
-        recipe, model = load_model(args.recipe, args.weights)
-
     if bool(args.images) != bool(args.ann):
         raise InputError("give both --images DIR and --ann JSON|DIR, or neither (to use the recipe's data.val)")
+    card = find_card(args.recipe)
+    if card is not None:
+        if not (args.onnx and args.images):
+            raise InputError(f"{args.recipe} is a peer card: give --onnx MODEL.onnx (the file it describes) "
+                             "and --images DIR --ann JSON")
+        recipe, model, class_names = None, PeerPredictor(card, args.onnx, threads=args.threads), card.class_names
+    elif args.onnx:
+        recipe = load_recipe(args.recipe)
+        model, class_names = OnnxPredictor(args.onnx, threads=args.threads), recipe.class_names
+    else:
+        recipe, model = load_model(args.recipe, args.weights)
+        class_names = recipe.class_names
+
     if args.images:
         split = split_from_paths(args.images, args.ann)
     else:
         split = recipe.data.val
         if not (split.images and split.ann):
             raise InputError(f"recipe {recipe.name} has no data.val; give --images DIR --ann JSON")
-    dataset = build_dataset(split, recipe.class_names)
+    dataset = build_dataset(split, class_names)
     check_images_found(dataset, split.images, split.ann)
 
     result = evaluate_model(model, dataset, recipe, interval=True, batch_size=args.batch_size)

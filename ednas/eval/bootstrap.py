@@ -25,9 +25,9 @@ import numpy as np
 from tqdm import tqdm
 
 from ednas.data.dataset import DetectionDataset
-from ednas.data.preprocess import MEAN_BGR, STD_BGR, normalize, resize
-from ednas.errors import DataError
-from ednas.eval.coco_eval import coco_metrics, decode_output, to_coco_results
+from ednas.data.preprocess import MEAN_BGR, STD_BGR
+from ednas.eval.codec import Codec
+from ednas.eval.coco_eval import batches, check_class_names, coco_metrics, codec_of, to_coco_results
 from ednas.eval.predictors import Predictor
 
 log = logging.getLogger(__name__)
@@ -232,34 +232,19 @@ def paired_drops(reference: PerImageAP, models: Sequence[PerImageAP], folds: Seq
 def predict_results(predictor: Predictor, dataset: DetectionDataset, class_names: Sequence[str] | None = None,
                     strides: Sequence[int] = (8, 16, 32, 64), reg_max: int = 7, batch_size: int = 8,
                     keep_ratio: bool = False, mean: Sequence[float] = MEAN_BGR, std: Sequence[float] = STD_BGR,
-                    progress: bool = False) -> tuple[list[dict[str, Any]], list[int]]:
+                    progress: bool = False, codec: Codec | None = None) -> tuple[list[dict[str, Any]], list[int]]:
     """COCO results (original ids, xywh) of `predictor` on `dataset` and the ids of the images
-    scored, with the same pre- and post-processing as `coco_eval.evaluate`."""
-    class_names = tuple(class_names or dataset.class_names)
-    if len(class_names) != len(dataset.category_ids):
-        raise DataError(f"{dataset.source}: {len(dataset.category_ids)} categories but {len(class_names)} "
-                        "class names; the recipe's class names must match the annotation categories")
+    scored, with the same pre- and post-processing as `coco_eval.evaluate` (`codec` as there)."""
+    class_names = check_class_names(dataset, class_names)
+    codec = codec or codec_of(predictor, len(class_names), strides, reg_max, keep_ratio, mean, std)
     results: list[dict[str, Any]] = []
     image_ids: list[int] = []
-    imgs, scales, ids = [], [], []
-
-    def flush() -> None:
-        output = predictor(np.stack(imgs))
-        dets = decode_output(output, predictor.input_size, strides, len(class_names), reg_max, scales)
-        for det, image_id in zip(dets, ids):
-            results.extend(to_coco_results(det, image_id, dataset.category_ids))
-        image_ids.extend(ids)
-        imgs.clear(), scales.clear(), ids.clear()
-
-    for sample in tqdm(dataset, total=len(dataset), desc="eval", unit="img", disable=not progress):
-        resized, scale = resize(sample.img, predictor.input_size, keep_ratio)
-        imgs.append(normalize(resized, mean, std))
-        scales.append(scale)
-        ids.append(sample.meta["id"])
-        if len(imgs) == batch_size:
-            flush()
-    if imgs:
-        flush()
+    with tqdm(total=len(dataset), desc="eval", unit="img", disable=not progress) as bar:
+        for batch, placements, ids in batches(dataset, codec, batch_size):
+            for det, image_id in zip(codec.decode(predictor(batch), placements), ids):
+                results.extend(to_coco_results(det, image_id, dataset.category_ids))
+            image_ids.extend(ids)
+            bar.update(len(ids))
     return results, image_ids
 
 

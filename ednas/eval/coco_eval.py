@@ -1,8 +1,9 @@
 """COCO mAP of a Predictor on a DetectionDataset, with the released pre- and post-processing.
 
-Pipeline: `data.preprocess` (resize, normalise) -> Predictor -> `models.decode.postprocess`
-(score > 0.05, class-wise NMS at IoU 0.6, at most 100 per image, boxes mapped back to the
-original image) -> COCO results (xywh, original category ids) -> pycocotools COCOeval.
+Pipeline: a Codec's `encode` (for ednas models `data.preprocess`: resize, normalise) ->
+Predictor -> the Codec's `decode` (score > 0.05, class-wise NMS at IoU 0.6, at most 100 per
+image, boxes mapped back to the original image) -> COCO results (xywh, original category
+ids) -> pycocotools COCOeval.
 Metrics are fractions; pycocotools' -1 (no ground truth of that size) is passed through.
 """
 
@@ -14,14 +15,14 @@ import logging
 from typing import Any, Iterator, Sequence
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from ednas.data.dataset import DetectionDataset
-from ednas.data.preprocess import MEAN_BGR, STD_BGR, Scale, normalize, resize
-from ednas.errors import DataError, ModelMismatchError
-from ednas.eval.predictors import Predictor
-from ednas.models.decode import Detections, make_priors, postprocess
+from ednas.data.preprocess import MEAN_BGR, STD_BGR
+from ednas.errors import DataError
+from ednas.eval.codec import Codec, NanoDetCodec, decode_output, torch_threads  # noqa: F401  (import point)
+from ednas.eval.predictors import Predictor, as_predictor
+from ednas.models.decode import Detections
 
 log = logging.getLogger(__name__)
 
@@ -32,26 +33,22 @@ def evaluate(
     predictor: Predictor, dataset: DetectionDataset, class_names: Sequence[str] | None = None,
     strides: Sequence[int] = (8, 16, 32, 64), reg_max: int = 7, batch_size: int = 8,
     progress: bool = True, keep_ratio: bool = False,
-    mean: Sequence[float] = MEAN_BGR, std: Sequence[float] = STD_BGR,
+    mean: Sequence[float] = MEAN_BGR, std: Sequence[float] = STD_BGR, codec: Codec | None = None,
 ) -> dict[str, Any]:
     """COCO metrics of `predictor` on `dataset`.
 
+    `codec`: how the predictor reads images and what its output means (default: the predictor's
+    own `codec`, else a NanoDetCodec of strides, reg_max, keep_ratio, mean and std).
     Returns {"mAP", "AP50", "AP75", "APs", "APm", "APl"} as fractions plus "per_class", a list
     of (class name, AP or None when the class has no ground truth), and "images", the number
     of images scored (unreadable ones are skipped, see `dataset.skipped`).
     """
-    class_names = tuple(class_names or dataset.class_names)
-    if len(class_names) != len(dataset.category_ids):
-        raise DataError(
-            f"{dataset.source}: {len(dataset.category_ids)} categories but {len(class_names)} "
-            "class names; the recipe's class names must match the annotation categories"
-        )
+    class_names = check_class_names(dataset, class_names)
+    codec = codec or codec_of(predictor, len(class_names), strides, reg_max, keep_ratio, mean, std)
     results, image_ids = [], []
-    batches = _batches(dataset, predictor.input_size, batch_size, keep_ratio, mean, std)
     with tqdm(total=len(dataset), desc="eval", unit="img", disable=not progress) as bar:
-        for batch, scales, ids in batches:
-            output = predictor(batch)
-            dets = decode_output(output, predictor.input_size, strides, len(class_names), reg_max, scales)
+        for batch, placements, ids in batches(dataset, codec, batch_size):
+            dets = codec.decode(predictor(batch), placements)
             for det, image_id in zip(dets, ids):
                 results.extend(to_coco_results(det, image_id, dataset.category_ids))
             image_ids.extend(ids)
@@ -71,44 +68,27 @@ def evaluate_model(
     a Predictor, with the settings its description fixes: strides and reg_max from `arch`
     (default: the model's own, else the recipe's), class names and pre-processing (keep_ratio,
     mean, std) from `recipe` (default: the dataset's classes and the released pre-processing).
-    Other keyword arguments (batch_size, progress) are passed on."""
-    from ednas.eval.predictors import as_predictor
-
-    arch = arch or getattr(model, "arch", None) or (recipe.model if recipe is not None else None)
-    if arch is None:
-        raise ValueError("evaluate_model: give arch (or a recipe) for a predictor without an architecture")
-    settings: dict[str, Any] = {"strides": arch.strides, "reg_max": arch.head.reg_max}
-    class_names = None
-    if recipe is not None:
-        data = recipe.data
-        settings.update(keep_ratio=data.keep_ratio, mean=data.mean, std=data.std)
-        class_names = recipe.class_names
-    settings.update(kwargs)
+    A predictor that carries its own `codec` (a peer detector) needs neither; its class names
+    are the codec's. Other keyword arguments (batch_size, progress) are passed on."""
     predictor = as_predictor(model)
+    settings: dict[str, Any] = {}
+    class_names = recipe.class_names if recipe is not None else None
+    if getattr(predictor, "codec", None) is not None:
+        class_names = class_names or predictor.codec.class_names
+    else:
+        arch = arch or getattr(model, "arch", None) or (recipe.model if recipe is not None else None)
+        if arch is None:
+            raise ValueError("evaluate_model: give arch (or a recipe) for a predictor without an architecture")
+        settings.update(strides=arch.strides, reg_max=arch.head.reg_max)
+        if recipe is not None:
+            data = recipe.data
+            settings.update(keep_ratio=data.keep_ratio, mean=data.mean, std=data.std)
+    settings.update(kwargs)
     if interval:
         from ednas.eval.bootstrap import evaluate_with_interval
 
         return evaluate_with_interval(predictor, dataset, class_names, **settings)
     return evaluate(predictor, dataset, class_names, **settings)
-
-
-def decode_output(
-    output: np.ndarray, input_size: int, strides: Sequence[int], num_classes: int, reg_max: int,
-    scales: Sequence[Scale],
-) -> list[Detections]:
-    """Predictor output -> detections per image in original-image pixels (shape-checked)."""
-    channels = num_classes + 4 * (reg_max + 1)
-    priors = len(make_priors((input_size, input_size), strides))
-    if output.ndim != 3 or output.shape[1:] != (priors, channels):
-        raise ModelMismatchError(
-            f"model output {tuple(output.shape)} does not fit {num_classes} classes, reg_max {reg_max} "
-            f"and strides {tuple(strides)} at input {input_size} (expected (N, {priors}, {channels})); "
-            "check the recipe"
-        )
-    with torch_threads(1):
-        return postprocess(
-            torch.from_numpy(output), (input_size, input_size), strides, num_classes, reg_max, scales
-        )
 
 
 def to_coco_results(det: Detections, image_id: int, category_ids: Sequence[int]) -> list[dict[str, Any]]:
@@ -161,35 +141,42 @@ def coco_metrics(
     return {**metrics, "per_class": per_class}
 
 
-def _batches(
-    dataset: DetectionDataset, size: int, batch_size: int, keep_ratio: bool,
-    mean: Sequence[float], std: Sequence[float],
-) -> Iterator[tuple[np.ndarray, list[Scale], list[int]]]:
-    """Pre-processed batches (N, 3, S, S) with each image's Scale and id."""
-    imgs, scales, ids = [], [], []
+def check_class_names(dataset: DetectionDataset, class_names: Sequence[str] | None) -> tuple[str, ...]:
+    """The class names to score with (default: the dataset's), refused when their count is not
+    the annotation's category count."""
+    names = tuple(class_names or dataset.class_names)
+    if len(names) != len(dataset.category_ids):
+        raise DataError(
+            f"{dataset.source}: {len(dataset.category_ids)} categories but {len(names)} "
+            "class names; the recipe's class names must match the annotation categories"
+        )
+    return names
+
+
+def codec_of(predictor: Predictor, num_classes: int, strides: Sequence[int] = (8, 16, 32, 64),
+             reg_max: int = 7, keep_ratio: bool = False, mean: Sequence[float] = MEAN_BGR,
+             std: Sequence[float] = STD_BGR) -> Codec:
+    """The predictor's own codec (a peer detector's), else the NanoDet codec of these settings."""
+    own = getattr(predictor, "codec", None)
+    if own is not None:
+        return own
+    return NanoDetCodec(predictor.input_size, num_classes, strides, reg_max, keep_ratio, mean, std)
+
+
+def batches(dataset: DetectionDataset, codec: Codec, batch_size: int
+            ) -> Iterator[tuple[np.ndarray, list[Any], list[int]]]:
+    """Encoded batches (N, 3, S, S) with each image's placement and id."""
+    imgs, placements, ids = [], [], []
     for sample in dataset:
-        resized, scale = resize(sample.img, size, keep_ratio)
-        imgs.append(normalize(resized, mean, std))
-        scales.append(scale)
+        x, placement = codec.encode(sample.img)
+        imgs.append(x)
+        placements.append(placement)
         ids.append(sample.meta["id"])
         if len(imgs) == batch_size:
-            yield np.stack(imgs), scales, ids
-            imgs, scales, ids = [], [], []
+            yield np.stack(imgs), placements, ids
+            imgs, placements, ids = [], [], []
     if imgs:
-        yield np.stack(imgs), scales, ids
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run torch with `n` intra-op threads, restoring the previous count. Small-tensor work
-    (decoding, NMS) runs on 1: with more, each tiny op pays thread hand-off, which on a busy
-    CPU made NMS 20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+        yield np.stack(imgs), placements, ids
 
 
 @contextlib.contextmanager

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
-from ednas.errors import InputError
+from ednas.errors import InputError, ModelMismatchError
+from ednas.onnx_runtime import load_onnx, session, sigmoid_feeds
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 
 class Predictor(ABC):
@@ -36,8 +40,6 @@ class OnnxPredictor(Predictor):
     by running the batch in chunks of that size."""
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        from ednas.onnx_runtime import session
-
         path = Path(path)
         self.session = session(path, threads)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -50,6 +52,12 @@ class OnnxPredictor(Predictor):
         if len(outputs) != 1 or len(outputs[0].shape) != 3:
             found = ", ".join(f"{o.name} {o.shape}" for o in outputs)
             raise InputError(f"{path}: expected one output of shape [N, A, C + 4*(reg_max+1)], found {found}")
+        if not sigmoid_feeds(load_onnx(path), outputs[0].name):
+            raise ModelMismatchError(
+                f"{path}: no Sigmoid feeds its output {outputs[0].name!r}, so its class scores are logits, "
+                "where ednas models output sigmoid scores; score it with a peer card that says `scores: logits` "
+                "(e.g. recipes/peers/nanodet_plus_m_416.yml), or import it: ednas import-onnx"
+            )
         self.path = path
         self.input_name = inputs[0].name
         self.input_size: int = shape[2]
@@ -57,17 +65,22 @@ class OnnxPredictor(Predictor):
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         check_batch(batch, self.input_size, f"{self.path} (input {self.input_name!r})")
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        step = self.fixed_batch or len(batch)
-        outs = []
-        for start in range(0, len(batch), step):
-            chunk = batch[start:start + step]
-            pad = step - len(chunk)
-            if pad:  # the last chunk of a model with a fixed batch > 1
-                chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), np.float32)])
-            out = self.session.run(None, {self.input_name: chunk})[0]
-            outs.append(out[: step - pad])
-        return np.concatenate(outs)
+        return np.concatenate([outs[0] for outs in run_chunks(self.session, self.input_name, batch, self.fixed_batch)])
+
+
+def run_chunks(sess: "ort.InferenceSession", input_name: str, batch: np.ndarray,
+               fixed_batch: int | None) -> Iterator[list[np.ndarray]]:
+    """Every output of `sess` for `batch`, chunk by chunk: a model with a fixed batch dimension
+    runs chunks of that size (the last one padded with zeros, its padding cut off again)."""
+    batch = np.ascontiguousarray(batch, dtype=np.float32)
+    step = fixed_batch or len(batch)
+    for start in range(0, len(batch), step):
+        chunk = batch[start:start + step]
+        pad = step - len(chunk)
+        if pad:  # the last chunk of a model with a fixed batch > 1
+            chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), np.float32)])
+        outs = sess.run(None, {input_name: chunk})
+        yield [out[: step - pad] for out in outs] if pad else outs
 
 
 class TorchPredictor(Predictor):

@@ -22,7 +22,7 @@ from torch import nn
 from ednas.errors import ModelMismatchError
 from ednas.models.detector import Detector
 from ednas.models.kernel_refine import KernelRefineConv
-from ednas.onnx_runtime import load_onnx
+from ednas.onnx_runtime import load_onnx, random_feeds, session, sigmoid_feeds
 from ednas.models.layers import ConvBNAct, set_bn_affine
 
 log = logging.getLogger(__name__)
@@ -257,16 +257,20 @@ def import_onnx(model: Detector, path: str | Path) -> None:
 def import_and_check(model: Detector, path: str | Path) -> dict[str, float]:
     """`import_onnx`, then both models on one random input: the largest absolute differences
     of the class scores and of the box logits ({"scores", "logits"}; float32 noise when the
-    import is right)."""
-    from ednas.onnx_runtime import random_feeds, session
-
+    import is right) and "file_logits" (1.0 when the file's class outputs are logits, as in
+    NanoDet-Plus-m's ncnn rebuild: its scores are compared after the sigmoid the model applies)."""
     import_onnx(model, path)
     model.eval()
     sess = session(path)
     feeds = random_feeds(sess)
     expected = sess.run(None, feeds)[0]
+    c = model.arch.num_classes
+    file_logits = not sigmoid_feeds(load_onnx(path), sess.get_outputs()[0].name)
+    if file_logits:
+        log.debug("%s: its class outputs are logits; the checkpoint outputs their sigmoid", path)
+        expected[..., :c] = 1 / (1 + np.exp(-expected[..., :c]))
     with torch.no_grad():
         got = model.inference(torch.from_numpy(next(iter(feeds.values())))).numpy()
-    c = model.arch.num_classes
     return {"scores": float(np.abs(got[..., :c] - expected[..., :c]).max()),
-            "logits": float(np.abs(got[..., c:] - expected[..., c:]).max())}
+            "logits": float(np.abs(got[..., c:] - expected[..., c:]).max()),
+            "file_logits": float(file_logits)}

@@ -23,14 +23,16 @@ def num_priors(size: int) -> int:
 def write_onnx(path: Path, size: int = 64, channels: int = 6 + 32, batch: int | str = "N",
                input_shape: list | None = None) -> Path:
     """A model with the released contract: data (batch, 3, size, size) -> (batch, A, channels),
-    computed as mean-pooled colour times a fixed random matrix (so outputs depend on the input)."""
+    computed as the sigmoid of mean-pooled colour times a fixed random matrix (outputs depend on
+    the input; scores are in [0, 1] as the released model's are)."""
     a = num_priors(size)
     weight = np.random.default_rng(0).normal(size=(3, a * channels)).astype(np.float32)
     nodes = [
         helper.make_node("GlobalAveragePool", ["data"], ["pooled"]),
         helper.make_node("Flatten", ["pooled"], ["flat"]),
         helper.make_node("MatMul", ["flat", "w"], ["mixed"]),
-        helper.make_node("Reshape", ["mixed", "shape"], ["output"]),
+        helper.make_node("Reshape", ["mixed", "shape"], ["logits"]),
+        helper.make_node("Sigmoid", ["logits"], ["output"]),
     ]
     graph = helper.make_graph(
         nodes, "tiny",
