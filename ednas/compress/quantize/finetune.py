@@ -74,6 +74,11 @@ def _axis_view(t: Any, axis: int, ndim: int) -> Any:
 _QRANGE = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127)}
 
 
+def weight_range(reduce_range: bool) -> tuple[int, int]:
+    """The integer range of the QDQ model's int8 weights (7-bit with reduce_range, see ednas.cpu)."""
+    return (-64, 64) if reduce_range else (-127, 127)
+
+
 def unsupported_ops(model: onnx.ModelProto) -> list[str]:
     """Operator types of `model` that QdqGraph cannot run (empty: it can be fine-tuned)."""
     return sorted({n.op_type for n in model.graph.node} - set(_ops()) - set(_QDQ))
@@ -470,7 +475,7 @@ def finetune_qdq(qdq_path: str | Path, fp32_path: str | Path, inputs: np.ndarray
     if threads:
         torch.set_num_threads(threads)
     model = load_onnx(qdq_path)
-    graph = QdqGraph(model, (-64, 64) if reduce_range else (-127, 127), config.learn_ranges)
+    graph = QdqGraph(model, weight_range(reduce_range), config.learn_ranges)
     teacher = _Teacher(Path(fp32_path), threads)
     data = torch.from_numpy(np.ascontiguousarray(inputs, np.float32))
     ref = teacher(inputs)  # normalises the loss like sensitivity.output_error
