@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         return _fail(exc.prog, "error", str(exc), EXIT_USER_ERROR, debug)
     except EdnasError as exc:
-        return _fail(command, "error", as_flags(str(exc), parser, args), EXIT_USER_ERROR, debug)
+        return _fail(command, "error", as_flags(_worker_message(str(exc)), parser, args), EXIT_USER_ERROR, debug)
     except OSError as exc:
         return _fail(command, "error", describe_os_error(exc), EXIT_USER_ERROR, debug)
     except KeyboardInterrupt:
@@ -127,6 +127,16 @@ def as_flags(message: str, parser: argparse.ArgumentParser | None, args: argpars
     shown = {a.dest: max(a.option_strings, key=len) if a.option_strings else (a.metavar or a.dest.upper())
              for a in sub._actions if isinstance(a.metavar, (str, type(None)))}
     return re.sub(r"`(\w+)`", lambda m: shown.get(m.group(1), m.group(0)), message)
+
+
+def _worker_message(message: str) -> str:
+    """A user error raised in a DataLoader worker reaches the CLI with the worker's traceback
+    in its message ("Caught DataError in DataLoader worker process 0. Original Traceback ...");
+    keep the error's own message, the traceback's last line."""
+    if "\nOriginal Traceback" not in message:
+        return message
+    last = [line for line in message.splitlines() if line.strip()][-1]
+    return re.sub(r"^[\w.]+: ", "", last)
 
 
 def _command_parser(parser: argparse.ArgumentParser | None, args: argparse.Namespace | None):
