@@ -97,7 +97,23 @@ CASES: list[tuple[str, str, str]] = [
     ("infer-out-is-file", "infer {d}/tiny.yml --weights {d}/tiny.ckpt {d}/good.jpg --out {o}/out.json", "not a folder"),
     ("infer-out-read-only", "infer {d}/tiny.yml --weights {d}/tiny.ckpt {d}/good.jpg --out {ro}", "read-only"),
     ("infer-out-full", "infer {d}/tiny.yml --weights {d}/tiny.ckpt {d}/a.jpg --out {full}", "no space"),
+    ("infer-exif-neither-frame", "infer {d}/tiny.yml --weights {d}/tiny.ckpt {d}/exif_imgs/r6.jpg "
+     "--ann {d}/exif_neither.json --out {o}", "annotated as 50x50 but the image is 64x32 as stored and 32x64"),
+    ("infer-ann-missing", "infer {d}/tiny.yml --weights {d}/tiny.ckpt {d}/good.jpg --ann {d}/nope.json --out {o}",
+     "no such annotation file"),
+    ("infer-ann-not-coco", "infer {d}/tiny.yml --weights {d}/tiny.ckpt {d}/good.jpg --ann {d}/list.json --out {o}",
+     "expected a COCO instances object"),
+    ("infer-ann-width-text", "infer {d}/tiny.yml --weights {d}/tiny.ckpt {d}/good.jpg --ann {d}/size_text.json "
+     "--out {o}", "width must be a whole number of pixels"),
     # -- test ----------------------------------------------------------------------------------
+    ("test-exif-neither-frame", "test {d}/tiny.yml --weights {d}/tiny.ckpt --images {d}/exif_imgs "
+     "--ann {d}/exif_neither.json", "r6.jpg: annotated as 50x50 but the image is 64x32 as stored and 32x64 as shown"),
+    ("test-exif-neither-frame-onnx", "test {d}/tiny.yml --onnx {d}/tiny.onnx --images {d}/exif_imgs "
+     "--ann {d}/exif_neither.json --batch-size 1", "EXIF orientation 6"),
+    ("test-ann-width-text", "test {d}/tiny.yml --weights {d}/tiny.ckpt --images {d}/imgs --ann {d}/size_text.json",
+     "width must be a whole number of pixels, at least 1, got '64'"),
+    ("test-ann-height-zero", "test {d}/tiny.yml --weights {d}/tiny.ckpt --images {d}/imgs --ann {d}/size_zero.json",
+     "height must be a whole number of pixels, at least 1, got 0"),
     ("test-images-not-there", "test {d}/tiny.yml --weights {d}/tiny.ckpt --images {d}/other_imgs --ann {d}/ann.json",
      "holds none of the 4 images"),
     ("test-images-empty-folder", "test {d}/tiny.yml --weights {d}/tiny.ckpt --images {d}/no_imgs --ann {d}/ann.json",
@@ -215,6 +231,8 @@ CASES: list[tuple[str, str, str]] = [
      "give both"),
     ("prune-images-not-there", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --images {d}/other_imgs "
      "--ann {d}/ann.json --out {o}/out.ckpt", "holds none"),
+    ("prune-exif-neither-frame", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --images {d}/exif_imgs "
+     "--ann {d}/exif_neither.json --out {o}/out.ckpt", "annotated as 50x50"),
     ("prune-out-json", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --out {o}/out.json", "checkpoint path"),
     ("prune-calib-no-images", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --calib {d}/no_imgs "
      "--out {o}/out.ckpt", "no images"),
@@ -240,6 +258,8 @@ CASES: list[tuple[str, str, str]] = [
      "--out {o}/out.onnx", "binary.json"),
     ("quantize-none-annotated", "quantize {d}/tiny.onnx --calib {d}/imgs --images {d}/other_imgs --ann {d}/ann.json "
      "--out {o}/out.onnx", "holds none of the 4 images annotated"),
+    ("quantize-exif-neither-frame", "quantize {d}/tiny.onnx --calib {d}/imgs --images {d}/exif_imgs "
+     "--ann {d}/exif_neither.json --out {o}/out.onnx", "annotated as 50x50"),
     ("quantize-num-calib-0", "quantize {d}/tiny.onnx --calib {d}/imgs --num-calib 0 --out {o}/out.onnx", "at least 1"),
     ("quantize-finetune-steps-0", "quantize {d}/tiny.onnx --calib {d}/imgs --finetune-steps 0 --out {o}/out.onnx",
      "at least 1"),
@@ -319,6 +339,8 @@ CASES: list[tuple[str, str, str]] = [
      "categories"),
     ("supernet-eval-threads-zero", "supernet eval {d}/super.pt base --images {d}/imgs --ann {d}/ann.json --threads 0",
      "must be at least 1"),
+    ("supernet-eval-exif-neither-frame", "supernet eval {d}/super.pt base --images {d}/exif_imgs "
+     "--ann {d}/exif_neither.json", "annotated as 50x50"),
     ("supernet-eval-empty-file", "supernet eval {d}/empty.pt base --images {d}/imgs --ann {d}/ann.json", "truncated"),
     ("supernet-eval-not-supernet", "supernet eval {d}/tiny.ckpt base --images {d}/imgs --ann {d}/ann.json",
      "tiny.ckpt"),
@@ -347,6 +369,8 @@ CASES: list[tuple[str, str, str]] = [
      "give --images"),
     ("search-images-not-there", "search --supernet {d}/super.pt --budget 90% --table {d}/table.csv "
      "--images {d}/other_imgs --ann {d}/ann.json --out {o}/run", "holds none"),
+    ("search-exif-neither-frame", "search --supernet {d}/super.pt --budget 99% --table {d}/table.csv "
+     "--images {d}/exif_imgs --ann {d}/exif_neither.json --out {o}/run", "annotated as 50x50"),
     ("search-table-missing", "search --supernet {d}/super.pt --budget 90% --table {d}/nope.csv --images {d}/imgs "
      "--ann {d}/ann.json --out {o}/run", "no latency table"),
     ("search-table-threads", "search --supernet {d}/super.pt --budget 90% {sa} --threads 3 --out {o}/run",
@@ -575,7 +599,24 @@ def _make_inputs(d: Path) -> None:
     (d / "empty.jpg").write_bytes(b"")
     (d / "ann6.json").write_text(json.dumps({**coco, "categories": [{"id": i + 1, "name": f"c{i}"} for i in range(6)]}))
     (d / "empty.pt").write_bytes(b"")
+    _make_exif_inputs(d, coco)
     _make_search_inputs(d, arch)
+
+
+def _make_exif_inputs(d: Path, coco: dict) -> None:
+    """A phone-like photo (64x32 stored, EXIF orientation 6: shown 32x64) annotated as neither
+    size, and annotations whose image sizes are not whole pixels."""
+    exif = load_test_module("exif_fixture", Path(__file__).resolve().parent / "data" / "exif_fixture.py")
+    (d / "exif_imgs").mkdir()
+    img = np.random.default_rng(1).integers(0, 255, (32, 64, 3), dtype=np.uint8)
+    (d / "exif_imgs" / "r6.jpg").write_bytes(exif.tagged_jpeg(exif.encode(img), 6))
+    entry = {"id": 1, "file_name": "r6.jpg", "width": 50, "height": 50}
+    box = {"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 20, 20], "area": 400, "iscrowd": 0}
+    (d / "exif_neither.json").write_text(json.dumps({**coco, "images": [entry], "annotations": [box]}))
+    for name, key, value in (("size_text", "width", "64"), ("size_zero", "height", 0)):
+        images = [dict(e) for e in coco["images"]]
+        images[0][key] = value
+        (d / f"{name}.json").write_text(json.dumps({**coco, "images": images}))
 
 
 def _make_search_inputs(d: Path, tiny) -> None:
@@ -715,3 +756,42 @@ def test_prune_writes_its_set_with_umask_modes_and_no_leftovers(env, tmp_path, c
         assert (out.parent / name).stat().st_mode & 0o777 == 0o644, name
     assert not [n for n in os.listdir(private_tmp) if n.startswith("ednas-")] and json.loads(first)["ratio"] == 0.3
     assert main(["flops", str(env.data / "tiny.yml"), "--weights", str(out)]) == 0
+
+
+def test_exif_tagged_photos_score_as_untagged_in_either_annotation_frame(env, tmp_path, capsys):
+    """A photo with an EXIF orientation annotated in its stored frame, or in the frame a viewer
+    shows, scores exactly as the same pixels without the tag (issue 30: a tagged set scored 76.8
+    -> 1.6 mAP); `infer --ann` draws the frame `test` scores, plain `infer` what a viewer shows."""
+    exif = load_test_module("exif_fixture", Path(__file__).resolve().parent / "data" / "exif_fixture.py")
+    coco = json.loads((env.data / "ann.json").read_text())
+    rng = np.random.default_rng(2)
+    folders = {name: tmp_path / name for name in ("plain", "stored", "shown")}
+    for folder in folders.values():
+        folder.mkdir()
+    for entry in coco["images"]:  # 64 wide, 48 high: the two frames differ in size
+        img = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+        cv2.rectangle(img, (10, 10), (40, 40), (255, 255, 255), -1)
+        entry.update(file_name=entry["file_name"].replace(".jpg", ".png"), height=48)
+        png = exif.encode(img, ".png")
+        (folders["plain"] / entry["file_name"]).write_bytes(png)
+        (folders["stored"] / entry["file_name"]).write_bytes(exif.tagged_png(png, 6))
+        turned = exif.encode(exif.stored_for(img, 6), ".png")  # a viewer turns it back into `img`
+        (folders["shown"] / entry["file_name"]).write_bytes(exif.tagged_png(turned, 6))
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps(coco))
+    model = [str(env.data / "tiny.yml"), "--weights", str(env.data / "tiny.ckpt")]
+    scores = {}
+    for name, folder in folders.items():
+        out = tmp_path / f"{name}.json"
+        assert main(["test", *model, "--images", str(folder), "--ann", str(ann), "--out", str(out)]) == 0
+        scores[name] = json.loads(out.read_text())
+    assert scores["stored"] == scores["plain"] and scores["shown"] == scores["plain"]
+    assert scores["plain"]["images"] == 4
+
+    for name, with_ann, shape in (("stored", True, (48, 64)), ("stored", False, (64, 48)),
+                                  ("shown", True, (48, 64)), ("shown", False, (48, 64))):
+        drawn = tmp_path / f"drawn_{name}_{with_ann}"
+        extra = ["--ann", str(ann)] if with_ann else []
+        assert main(["infer", *model, str(folders[name] / "0.png"), "--out", str(drawn), *extra]) == 0
+        assert cv2.imread(str(drawn / "0.png")).shape[:2] == shape, (name, with_ann)
+    capsys.readouterr()

@@ -39,6 +39,19 @@ class CocoDataset(DetectionDataset):
         return {**self._gt, "annotations": annotations}
 
 
+def annotated_sizes(ann: str | Path) -> dict[str, tuple[int, int]]:
+    """File name -> annotated (width, height) of every image a COCO json lists: the frame an
+    image is read in where its annotation is known (`preprocess.read_annotated_image`)."""
+    gt = _load_json(Path(ann))
+    sizes = {}
+    for i, img in enumerate(gt["images"]):
+        where = f"{ann}: {_entry('images', i, img)}"
+        _require(img, ("file_name", "width", "height"), where)
+        _check_size(img, where)
+        sizes[Path(str(img["file_name"])).name] = (img["width"], img["height"])
+    return sizes
+
+
 def _load_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise InputError(f"{path}: no such annotation file (give a COCO instances json)")
@@ -66,6 +79,15 @@ def _require(item: Any, keys: Sequence[str], where: str) -> None:
     for key in keys:
         if key not in item:
             raise DataError(f"{where}: missing key {key!r}")
+
+
+def _check_size(img: dict[str, Any], where: str) -> None:
+    """An image's annotated width and height: whole numbers of pixels, at least 1."""
+    for key in ("width", "height"):
+        value = img[key]
+        whole = isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
+        if not whole or value < 1:
+            raise DataError(f"{where}: {key} must be a whole number of pixels, at least 1, got {value!r}")
 
 
 def _check_bbox(bbox: Any, where: str) -> None:
@@ -96,6 +118,7 @@ def _parse(
     for i, img in enumerate(gt["images"]):
         where = f"{source}: {_entry('images', i, img)}"
         _require(img, ("id", "file_name", "width", "height"), where)
+        _check_size(img, where)
         if img["id"] in per_image:
             raise DataError(f"{where}: duplicate image id {img['id']}")
         per_image[img["id"]] = {"boxes": [], "labels": [], "ignore": []}
