@@ -30,6 +30,7 @@ from ednas.errors import EdnasError, describe_os_error
 EXIT_USER_ERROR = 2  # bad input, bad usage, an output that cannot be written
 EXIT_BUG = 1  # an unexpected exception: a bug to report (with the --debug traceback)
 EXIT_INTERRUPTED = 130
+MAX_LINE = 2000  # an error line longer than this is cut: a library may embed a huge value
 
 
 class UsageError(EdnasError):
@@ -164,7 +165,9 @@ def _fail(command: str, kind: str, message: str, code: int, debug: bool) -> int:
     """Print the one-line message (the traceback first with --debug); return the exit code."""
     if debug and sys.exc_info()[0] is not None:
         traceback.print_exc()
-    line = " ".join(message.split())  # one line, whatever a library put in its message
+    line = " ".join(message[: 4 * MAX_LINE].split())  # one line, whatever a library put in its message
+    if len(line) > MAX_LINE:
+        line = f"{line[:MAX_LINE]}... (cut at {MAX_LINE} characters)"
     print(f"{command}: {kind}: {line}", file=sys.stderr)
     return code
 

@@ -47,6 +47,14 @@ CASES: list[tuple[str, str, str]] = [
     ("flops-recipe-negative-epochs", "flops {d}/neg_epochs.yml", "epochs is -3"),
     ("flops-recipe-zero-batch", "flops {d}/zero_batch.yml", "batch_size is 0"),
     ("flops-recipe-negative-lr", "flops {d}/neg_lr.yml", "lr is -1"),
+    ("flops-recipe-duplicate-section", "flops {d}/dup_section.yml",
+     "line 4: key 'train' is given twice in one mapping (first at line 3)"),
+    ("flops-recipe-duplicate-key", "flops {d}/dup_key.yml", "line 1: key 'arch' is given twice"),
+    ("flops-recipe-alias-bomb", "flops {d}/bomb.yml", "line 2: alias *a is not supported"),
+    ("flops-recipe-alias", "flops {d}/alias.yml", "alias *size is not supported"),
+    ("flops-recipe-deep", "flops {d}/deep.yml", "nested too deeply"),
+    ("flops-recipe-huge-int", "flops {d}/bigint.yml", "not a usable YAML value"),
+    ("flops-recipe-long-value", "flops {d}/long_value.yml", "expected an integer, got 'xxxx"),
     ("flops-unknown-arch", "flops enhanced_nanodet_xl", "known: enhanced_nanodet_l"),
     ("flops-input-size-zero", "flops {d}/tiny.yml --input-size 0", "must be at least 1"),
     ("flops-input-size-odd", "flops {d}/tiny.yml --input-size 50", "not a multiple of 32"),
@@ -173,6 +181,8 @@ CASES: list[tuple[str, str, str]] = [
     ("profile-precision", "profile --precision fp16", "invalid choice"),
     ("profile-space-missing", "profile --space {d}/nope.yml", "no such file"),
     ("profile-space-binary", "profile --space {d}/binary.yml", "not a text file"),
+    ("profile-space-duplicate", "profile --space {d}/space_dup.yml", "key 'neck' is given twice"),
+    ("profile-space-alias", "profile --space {d}/space_alias.yml", "alias *w is not supported"),
     ("profile-out-read-only", "profile --out {ro}/table.csv", "read-only"),
     ("profile-out-folder", "profile --out {o}", "is a folder"),
     ("profile-bundle-is-file", "profile --bundle {o}/out.json", "not a folder"),
@@ -181,6 +191,7 @@ CASES: list[tuple[str, str, str]] = [
     ("latency-missing-model", "latency {d}/nope.yml", "no such file"),
     ("latency-binary-model", "latency {d}/binary.yml", "not a text file"),
     ("latency-input-size", "latency {d}/tiny.yml --input-size -32", "must be at least 1"),
+    ("latency-arch-duplicate-key", "latency {d}/dup.arch.yml", "is given twice"),
     ("latency-table-missing", "latency {d}/tiny.yml --table {d}/nope.csv", "nope.csv"),
     ("latency-table-garbage", "latency {d}/tiny.yml --table {d}/binary.json", "binary.json"),
     ("latency-space-missing", "latency {d}/tiny.yml --space {d}/nope.yml", "no such file"),
@@ -279,6 +290,8 @@ CASES: list[tuple[str, str, str]] = [
      "not a text file"),
     ("supernet-init-space-is-arch", "supernet init --space {d}/tiny.arch.yml --classes a,b,c --out {o}/out.ckpt",
      "unknown key"),
+    ("supernet-init-space-duplicate", "supernet init --space {d}/space_dup.yml --classes a,b,c --out {o}/out.ckpt",
+     "is given twice"),
     ("supernet-init-classes", "supernet init --space {d}/space.yml --classes a,b --out {o}/out.ckpt", "2 names"),
     ("supernet-init-source-missing", "supernet init --space {d}/space.yml --classes a,b,c --from {d}/nope.onnx "
      "--out {o}/out.ckpt", "no such model"),
@@ -320,6 +333,8 @@ CASES: list[tuple[str, str, str]] = [
      "uniform-W"),
     ("supernet-extract-uniform-off-grid", "supernet extract {d}/super.pt uniform-3 --out {o}/out.ckpt",
      "outside the supernet's space"),
+    ("supernet-extract-arch-duplicate", "supernet extract {d}/super.pt {d}/dup.arch.yml --out {o}/out.ckpt",
+     "is given twice"),
     ("supernet-extract-arch-missing", "supernet extract {d}/super.pt {d}/nope.arch.yml --out {o}/out.ckpt",
      "no such file"),
     ("supernet-extract-calib-empty", "supernet extract {d}/super.pt base --images {d}/no_imgs --out {o}/out.ckpt",
@@ -382,6 +397,11 @@ CASES: list[tuple[str, str, str]] = [
     ("run-binary", "run {d}/binary.yml --out {o}/run", "not a text file"),
     ("run-not-mapping", "run {d}/list.yml --out {o}/run", "mapping"),
     ("run-unknown-key", "run {d}/pipe_typo.yml --out {o}/run", "unknown key 'trialz'"),
+    ("run-duplicate-section", "run {d}/pipe_dup.yml --out {o}/run", "key 'search' is given twice"),
+    ("run-alias-bomb", "run {d}/bomb.yml --out {o}/run", "alias *a is not supported"),
+    ("run-set-duplicate-key", "run {d}/pipe.yml --set 'search={{trials: 2, trials: 3}}' --out {o}/run",
+     "--set search: key 'trials' is given twice"),
+    ("run-set-alias", "run {d}/pipe.yml --set 'search.trials=[&n 2, *n]' --out {o}/run", "alias *n"),
     ("run-unknown-set-key", "run {d}/pipe.yml --set extract.topk=3 --out {o}/run", "unknown key 'topk'"),
     ("run-set-syntax", "run {d}/pipe.yml --set search.trials --out {o}/run", "KEY=VALUE"),
     ("run-budget-no-unit", "run {d}/pipe.yml --set search.budget=6 --out {o}/run", "has no unit"),
@@ -552,6 +572,13 @@ def _make_inputs(d: Path) -> None:
         "neg_lr": header + "data: {class_names: [a, b, c]}\ntrain: {lr: -1}\n",
         "typo": header + "train: {epochz: 3}\n",
         "garbled": "model: [unclosed\n  - {\n",
+        "dup_section": header + "data: {class_names: [a, b, c]}\ntrain: {epochs: 3}\ntrain: {epochs: 5}\n",
+        "dup_key": "model: {arch: tiny.arch.yml, input_size: 64, arch: enhanced_nanodet_m}\n",
+        "alias": "model: {arch: tiny.arch.yml, input_size: &size 64}\ntrain: {epochs: *size}\n",
+        "deep": "model: " + "[" * 100_000 + "]" * 100_000 + "\n",
+        "bigint": "model: {arch: tiny.arch.yml, input_size: " + "9" * 5000 + "}\n",
+        "long_value": header + "train: {epochs: '" + "x" * 1_000_000 + "'}\n",
+        "bomb": _alias_bomb(),
         "list": "- model\n- data\n",
     }
     for name, text in recipes.items():
@@ -603,6 +630,14 @@ def _make_inputs(d: Path) -> None:
     _make_search_inputs(d, arch)
 
 
+def _alias_bomb() -> str:
+    """The "billion laughs": nine levels, each listing the previous one nine times."""
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
 def _make_exif_inputs(d: Path, coco: dict) -> None:
     """A phone-like photo (64x32 stored, EXIF orientation 6: shown 32x64) annotated as neither
     size, and annotations whose image sizes are not whole pixels."""
@@ -642,6 +677,13 @@ def _make_search_inputs(d: Path, tiny) -> None:
     pipe = "space: space.yml\nrecipe: tiny.yml\nprofile: {table: table.csv}\nsearch: {trials: 3}\n"
     (d / "pipe.yml").write_text(pipe)
     (d / "pipe_typo.yml").write_text(pipe.replace("trials", "trialz"))
+    (d / "pipe_dup.yml").write_text(pipe + "search: {trials: 5}\n")
+    space_text = (d / "space.yml").read_text()
+    (d / "space_dup.yml").write_text(space_text + "neck: {width: [16]}\n")
+    (d / "space_alias.yml").write_text(space_text.replace("widths: [0.5, 1.0]", "widths: &w [0.5, 1.0]")
+                                       .replace("width: [16, 24]", "width: *w"))
+    arch_text = (d / "space_base.arch.yml").read_text()
+    (d / "dup.arch.yml").write_text(arch_text + arch_text.splitlines(keepends=True)[0])
 
     run = run_fixture.make_run(d / "run")
     damaged = {

@@ -117,3 +117,12 @@ def test_a_user_error_from_a_data_loader_worker_is_its_own_line(monkeypatch, cap
     assert main(["flops", "x"]) == 2
     assert capsys.readouterr().err == ("ednas flops: error: /d/a.jpg: annotated as 50x50 but the image is "
                                        "64x32 as stored\n")
+
+
+def test_a_huge_message_is_cut(monkeypatch, capsys):
+    from ednas.cli import MAX_LINE
+
+    _run_as_flops(monkeypatch, lambda: (_ for _ in ()).throw(InputError("value " + "x" * 10**7)))
+    assert main(["flops", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and len(err) < MAX_LINE + 100 and err.endswith(f"(cut at {MAX_LINE} characters)\n")
