@@ -64,7 +64,11 @@ class _StrictLoader(yaml.SafeLoader):
 def parse_yaml(text: str) -> Any:
     """YAML text -> plain data, strictly (see the module docstring); raises yaml.YAMLError
     (StrictYamlError for what parses but is refused) or RecursionError."""
-    return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no tags that build objects
+    loader = _StrictLoader(text)  # a SafeLoader subclass: no tags that build objects
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def load_yaml(path: str | Path) -> Any:

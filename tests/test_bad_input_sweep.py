@@ -25,11 +25,24 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from ednas.cli import main
 from fixture_modules import load_test_module
 
 OLD = b"old output\n"
+MARKER = "hostile-code-ran"  # what the hostile checkpoints' pickled code would create in the fixture folder
+
+
+class _RunsShell:
+    """Unpickling this runs a shell command (what a hostile checkpoint does)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {shlex.quote(str(self.marker))}",))
+
 OLD_NAMES = ("out.onnx", "out.ckpt", "out.arch.yml", "out.json", "cam.png", "a.jpg")
 
 CASES: list[tuple[str, str, str]] = [
@@ -445,6 +458,13 @@ CASES: list[tuple[str, str, str]] = [
     ("convert-empty", "convert-checkpoint {d}/empty.pt --out {o}/out.ckpt", "truncated"),
     ("convert-truncated", "convert-checkpoint {d}/trunc.ckpt --out {o}/out.ckpt", "trunc.ckpt"),
     ("convert-junk", "convert-checkpoint {d}/garbage.ckpt --out {o}/out.ckpt", "not a readable checkpoint"),
+    ("convert-hostile", "convert-checkpoint {d}/hostile.ckpt --out {o}/out.ckpt",
+     "pickled posix.system, which is not numpy data and could run code when read; nothing was run"),
+    ("convert-hostile-beside-numpy", "convert-checkpoint {d}/hostile_np.ckpt --out {o}/out.ckpt", "posix.system"),
+    ("convert-hostile-raw-pickle", "convert-checkpoint {d}/hostile.pkl --out {o}/out.ckpt", "pickled exec"),
+    ("convert-other-type-untrusted", "convert-checkpoint {d}/pathlib.ckpt --out {o}/out.ckpt", "with --trust"),
+    ("convert-trust-junk", "convert-checkpoint {d}/garbage.ckpt --out {o}/out.ckpt --trust",
+     "not a readable checkpoint"),
     ("convert-same-path", "convert-checkpoint {d}/tiny.ckpt --out {d}/tiny.ckpt", "give a new path"),
     ("convert-no-out", "convert-checkpoint {d}/tiny.ckpt", "--out"),
     ("convert-out-folder", "convert-checkpoint {d}/tiny.ckpt --out {o}", "is a folder"),
@@ -485,6 +505,7 @@ def test_bad_input(case: str, command: str, expect: str, env, tmp_path, capsys, 
     assert expect.lower() in err.lower(), err
     for path, snap in zip(watched, before):
         assert _snapshot(path) == snap, f"{path} changed"
+    assert not (env.data / MARKER).exists(), "a hostile checkpoint's code ran"
     assert _scratch_entries() <= scratch_before, "left a scratch folder in the temp dir"
 
 
@@ -626,8 +647,23 @@ def _make_inputs(d: Path) -> None:
     (d / "empty.jpg").write_bytes(b"")
     (d / "ann6.json").write_text(json.dumps({**coco, "categories": [{"id": i + 1, "name": f"c{i}"} for i in range(6)]}))
     (d / "empty.pt").write_bytes(b"")
+    _make_hostile_checkpoints(d, model)
     _make_exif_inputs(d, coco)
     _make_search_inputs(d, arch)
+
+
+def _make_hostile_checkpoints(d: Path, model) -> None:
+    """Files whose full unpickling would run code (creating d/MARKER), and one of a harmless
+    type that only --trust converts."""
+    from pathlib import PurePosixPath
+
+    hostile = _RunsShell(d / MARKER)
+    torch.save({"format": "ednas", "model": model.state_dict(), "note": hostile}, d / "hostile.ckpt")
+    torch.save({"rng": np.random.get_state(), "best": np.float64(0.5), "note": hostile}, d / "hostile_np.ckpt")
+    code = f"open({str(d / MARKER)!r}, 'w')".encode()
+    (d / "hostile.pkl").write_bytes(b"\x80\x02cbuiltins\nexec\nX" + len(code).to_bytes(4, "little") + code
+                                    + b"\x85R.")
+    torch.save({"format": "ednas", "source": PurePosixPath("/models/s.onnx")}, d / "pathlib.ckpt")
 
 
 def _alias_bomb() -> str:

@@ -99,3 +99,14 @@ def test_set_refuses_a_duplicate_key_and_an_alias():
     with pytest.raises(ConfigError, match="--set search.trials: alias \\*a is not supported"):
         apply_override({}, "search.trials=[&a 1, *a]")
     assert apply_override({}, "data.kind=[unclosed") == {"data": {"kind": "[unclosed"}}  # not YAML: the text
+
+
+def test_the_strict_loader_is_a_safe_loader():
+    """No tag that builds Python objects: the strict loader only narrows yaml.SafeLoader."""
+    import yaml
+
+    from ednas.config import _StrictLoader
+
+    assert issubclass(_StrictLoader, yaml.SafeLoader)
+    with pytest.raises(yaml.YAMLError):
+        parse_yaml("a: !!python/object/apply:os.system ['true']\n")
