@@ -135,6 +135,10 @@ CASES: list[tuple[str, str, str]] = [
      "width must be a whole number of pixels, at least 1, got '64'"),
     ("test-ann-height-zero", "test {d}/tiny.yml --weights {d}/tiny.ckpt --images {d}/imgs --ann {d}/size_zero.json",
      "height must be a whole number of pixels, at least 1, got 0"),
+    ("test-ann-no-boxes", "test {d}/tiny.yml --weights {d}/tiny.ckpt --images {d}/imgs --ann {d}/no_boxes.json",
+     "none of the 4 images found has a box to score against"),
+    ("test-ann-only-zero-size-boxes", "test {d}/tiny.yml --onnx {d}/tiny.onnx --images {d}/imgs "
+     "--ann {d}/zero_boxes.json", "mAP would be undefined"),
     ("test-images-not-there", "test {d}/tiny.yml --weights {d}/tiny.ckpt --images {d}/other_imgs --ann {d}/ann.json",
      "holds none of the 4 images"),
     ("test-images-empty-folder", "test {d}/tiny.yml --weights {d}/tiny.ckpt --images {d}/no_imgs --ann {d}/ann.json",
@@ -257,6 +261,8 @@ CASES: list[tuple[str, str, str]] = [
      "--ann {d}/ann.json --out {o}/out.ckpt", "holds none"),
     ("prune-exif-neither-frame", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --images {d}/exif_imgs "
      "--ann {d}/exif_neither.json --out {o}/out.ckpt", "annotated as 50x50"),
+    ("prune-no-boxes", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --images {d}/imgs "
+     "--ann {d}/no_boxes.json --out {o}/out.ckpt", "has a box to score against"),
     ("prune-out-json", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --out {o}/out.json", "checkpoint path"),
     ("prune-calib-no-images", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --calib {d}/no_imgs "
      "--out {o}/out.ckpt", "no images"),
@@ -284,6 +290,8 @@ CASES: list[tuple[str, str, str]] = [
      "--out {o}/out.onnx", "holds none of the 4 images annotated"),
     ("quantize-exif-neither-frame", "quantize {d}/tiny.onnx --calib {d}/imgs --images {d}/exif_imgs "
      "--ann {d}/exif_neither.json --out {o}/out.onnx", "annotated as 50x50"),
+    ("quantize-no-boxes", "quantize {d}/tiny.onnx --calib {d}/imgs --images {d}/imgs --ann {d}/no_boxes.json "
+     "--out {o}/out.onnx", "has a box to score against"),
     ("quantize-num-calib-0", "quantize {d}/tiny.onnx --calib {d}/imgs --num-calib 0 --out {o}/out.onnx", "at least 1"),
     ("quantize-finetune-steps-0", "quantize {d}/tiny.onnx --calib {d}/imgs --finetune-steps 0 --out {o}/out.onnx",
      "at least 1"),
@@ -369,6 +377,8 @@ CASES: list[tuple[str, str, str]] = [
      "must be at least 1"),
     ("supernet-eval-exif-neither-frame", "supernet eval {d}/super.pt base --images {d}/exif_imgs "
      "--ann {d}/exif_neither.json", "annotated as 50x50"),
+    ("supernet-eval-no-boxes", "supernet eval {d}/super.pt base --images {d}/imgs --ann {d}/no_boxes.json",
+     "has a box to score against"),
     ("supernet-eval-empty-file", "supernet eval {d}/empty.pt base --images {d}/imgs --ann {d}/ann.json", "truncated"),
     ("supernet-eval-not-supernet", "supernet eval {d}/tiny.ckpt base --images {d}/imgs --ann {d}/ann.json",
      "tiny.ckpt"),
@@ -399,6 +409,8 @@ CASES: list[tuple[str, str, str]] = [
      "--images {d}/other_imgs --ann {d}/ann.json --out {o}/run", "holds none"),
     ("search-exif-neither-frame", "search --supernet {d}/super.pt --budget 99% --table {d}/table.csv "
      "--images {d}/exif_imgs --ann {d}/exif_neither.json --out {o}/run", "annotated as 50x50"),
+    ("search-no-boxes", "search --supernet {d}/super.pt --budget 99% --table {d}/table.csv --images {d}/imgs "
+     "--ann {d}/zero_boxes.json --out {o}/run", "has a box to score against"),
     ("search-table-missing", "search --supernet {d}/super.pt --budget 90% --table {d}/nope.csv --images {d}/imgs "
      "--ann {d}/ann.json --out {o}/run", "no latency table"),
     ("search-table-threads", "search --supernet {d}/super.pt --budget 90% {sa} --threads 3 --out {o}/run",
@@ -635,6 +647,9 @@ def _make_inputs(d: Path) -> None:
                                     "bbox": [10, 10, 30, 30], "area": 900, "iscrowd": 0})
     (d / "ann.json").write_text(json.dumps(coco))
     (d / "no_images.json").write_text(json.dumps({**coco, "images": [], "annotations": []}))
+    (d / "no_boxes.json").write_text(json.dumps({**coco, "annotations": []}))
+    zero = [{**a, "bbox": [10, 10, 0, 30], "area": 0} for a in coco["annotations"]]
+    (d / "zero_boxes.json").write_text(json.dumps({**coco, "annotations": zero}))
     (d / "no_imgs").mkdir()
     (d / "other_imgs").mkdir()
     cv2.imwrite(str(d / "other_imgs" / "x.jpg"), img)
@@ -873,3 +888,24 @@ def test_exif_tagged_photos_score_as_untagged_in_either_annotation_frame(env, tm
         assert main(["infer", *model, str(folders[name] / "0.png"), "--out", str(drawn), *extra]) == 0
         assert cv2.imread(str(drawn / "0.png")).shape[:2] == shape, (name, with_ann)
     capsys.readouterr()
+
+
+def test_an_undefined_map_is_shown_as_na_never_as_zero(env, tmp_path, capsys):
+    """The one annotated box sits on an unreadable image: the images scored have no ground
+    truth, so mAP is undefined: "n/a" on screen, COCOeval's -1 and no interval in the JSON."""
+    coco = json.loads((env.data / "ann.json").read_text())
+    coco["annotations"] = coco["annotations"][:1]  # image 1 (0.jpg) only
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps(coco))
+    images = tmp_path / "imgs"
+    shutil.copytree(env.data / "imgs", images)
+    jpeg = (images / "0.jpg").read_bytes()
+    (images / "0.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    out = tmp_path / "m.json"
+    assert main(["test", str(env.data / "tiny.yml"), "--weights", str(env.data / "tiny.ckpt"), "--images",
+                 str(images), "--ann", str(ann), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "mAP n/a: none of the 3 images scored has a ground-truth box" in printed
+    assert "mAP 0.0" not in printed and " 0.0" not in printed
+    metrics = json.loads(out.read_text())
+    assert metrics["mAP"] == -1 and metrics["mAP_interval"] is None and metrics["images"] == 3

@@ -65,20 +65,24 @@ def run(args: argparse.Namespace) -> int:
     print(f"{model_name} on {result['images']} images of {split.ann}"
           + (f" ({len(dataset.skipped)} unreadable, skipped)" if dataset.skipped else ""))
     print(format_table(result))
-    ci = result["mAP_interval"]
-    print(f"mAP {ci.value:.1f} (95% CI {ci.low:.1f} to {ci.high:.1f}: bootstrap over the {ci.images} images)")
+    ci = result["mAP_interval"] if result["mAP"] >= 0 else None  # -1: undefined, nothing to bootstrap
+    if ci is None:
+        print(f"mAP n/a: none of the {result['images']} images scored has a ground-truth box")
+    else:
+        print(f"mAP {ci.value:.1f} (95% CI {ci.low:.1f} to {ci.high:.1f}: bootstrap over the {ci.images} images)")
     if args.json:
-        out = {m: result[m] for m in METRICS}
+        out = {m: result[m] for m in METRICS}  # -1 where undefined (COCOeval's convention)
         out["per_class"] = dict(result["per_class"])
         out["images"] = result["images"]
-        out["mAP_interval"] = [ci.low / 100, ci.high / 100]
+        out["mAP_interval"] = [ci.low / 100, ci.high / 100] if ci is not None else None
         write_json(args.json, out)
         print(f"wrote {args.json}")
     return 0
 
 
 def format_table(result: dict[str, Any], columns: int = 3) -> str:
-    """The COCO metrics, then the per-class AP in `columns` columns (percent, '-' = no boxes)."""
+    """The COCO metrics, then the per-class AP in `columns` columns (percent; 'n/a' where
+    undefined: no ground-truth box of that class or size)."""
     from ednas.eval.coco_eval import METRICS
 
     lines = ["metric   AP (%)"] + [f"{m:<8} {_pct(result[m]):>6}" for m in METRICS]
@@ -91,4 +95,4 @@ def format_table(result: dict[str, Any], columns: int = 3) -> str:
 
 
 def _pct(value: float | None) -> str:
-    return "-" if value is None or value < 0 else f"{100 * value:.1f}"
+    return "n/a" if value is None or value < 0 else f"{100 * value:.1f}"

@@ -9,12 +9,15 @@ A malformed entry raises a one-line DataError naming the file and the entry.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any, Sequence
 
 from ednas.data.dataset import DetectionDataset, ImageRecord, make_record, xywh_to_xyxy
 from ednas.errors import DataError, InputError
+
+log = logging.getLogger(__name__)
 
 
 class CocoDataset(DetectionDataset):
@@ -27,15 +30,25 @@ class CocoDataset(DetectionDataset):
         if not images.is_dir():
             raise InputError(f"{images}: no such images folder")
         self._gt = _load_json(ann)
+        self._said_empty = False  # the zero-size boxes' warning, once per dataset
         records, category_ids, names = _parse(self._gt, images, str(ann))
         super().__init__(records, class_names or names, category_ids, str(ann))
 
     def coco_gt(self) -> dict[str, Any]:
         """The json itself (its segment areas define small/medium/large), with `area` and
-        `iscrowd` filled in where a hand-made json leaves them out."""
+        `iscrowd` filled in where a hand-made json leaves them out. A box of zero width or
+        height, which no detection can overlap, is scored as an ignore region (iscrowd), not
+        as a miss; one warning counts them."""
         annotations = [
             {"area": a["bbox"][2] * a["bbox"][3], "iscrowd": 0, **a} for a in self._gt["annotations"]
         ]
+        empty = [a for a in annotations if not a["iscrowd"] and min(a["bbox"][2:]) <= 0]
+        if empty and not self._said_empty:
+            self._said_empty = True
+            log.warning("%s: %d boxes of zero width or height (e.g. annotation id %s) are ignored in scoring, "
+                        "not counted as misses", self.source, len(empty), empty[0].get("id"))
+        for a in empty:
+            a["iscrowd"] = 1
         return {**self._gt, "annotations": annotations}
 
 
