@@ -244,6 +244,10 @@ CASES: list[tuple[str, str, str]] = [
      "above 0"),
     ("prune-target-zero-ms", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --target-latency 0ms --out {o}/out.ckpt",
      "above 0"),
+    ("prune-target-no-unit", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --target-latency 8 --out {o}/out.ckpt",
+     "--target-latency '8' has no unit; write 8ms"),
+    ("prune-target-fraction-no-unit", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --target-latency 0.75 "
+     "--out {o}/out.ckpt", "has no unit"),
     ("prune-target-text", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --target-latency fast --out {o}/out.ckpt",
      "write e.g. 8ms"),
     ("prune-ratio-one", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 1.2 --out {o}/out.ckpt", "between 0 and 1"),
