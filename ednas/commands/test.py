@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ednas.commands._common import add_batch_size, add_recipe, positive_int
+from ednas.commands._common import add_batch_size, add_recipe, local_threads
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", "--json", dest="json", metavar="OUT.json",
                    help="also write the metrics (fractions, not percent) to this JSON file")
     add_batch_size(p, 8, "images per forward pass (default 8; --batch is an alias)")
-    p.add_argument("--threads", type=positive_int, default=None, metavar="N", help="ONNX Runtime intra-op threads")
+    p.add_argument("--threads", type=local_threads, default=None, metavar="N", help="ONNX Runtime intra-op threads")
     p.set_defaults(func=run)
 
 
