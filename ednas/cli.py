@@ -6,7 +6,9 @@ The error boundary (`main`) turns every failure into one line on stderr:
 - bad usage or a user error (EdnasError): `ednas CMD: error: ...`, exit code 2;
 - a file-system error (permission, no space, read-only, a folder where a file belongs):
   the path and the fix, exit code 2;
-- anything else is a bug: its type and message and "rerun with --debug", exit code 1.
+- anything else is a bug: its type and message and "rerun with --debug", exit code 1;
+- Ctrl-C: exit code 130; SIGTERM, handled the same way (`ednas.signals`): exit code 143. The
+  clean-up of outputs and scratch folders runs in both cases.
 
 `--debug` (anywhere on the line) adds the traceback. Third-party log lines and Python warnings
 are shown only with `-v`.
@@ -26,10 +28,13 @@ from typing import Iterator, NoReturn
 
 from ednas import __version__
 from ednas.errors import EdnasError, describe_os_error
+from ednas.signals import Terminated, sigterm_as_interrupt
 
 EXIT_USER_ERROR = 2  # bad input, bad usage, an output that cannot be written
 EXIT_BUG = 1  # an unexpected exception: a bug to report (with the --debug traceback)
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT)
+EXIT_TERMINATED = 143  # SIGTERM (kill, schedulers), handled like Ctrl-C: 128 + 15
+MAX_LINE = 2000  # an error line longer than this is cut: a library may embed a huge value
 
 
 class UsageError(EdnasError):
@@ -100,17 +105,18 @@ def main(argv: list[str] | None = None) -> int:
                 args.inputs += rest
             else:
                 raise UsageError(command, f"unrecognized arguments: {' '.join(rest)} (see {command} --help)")
-        with _quiet_third_parties(args.verbose):
+        with _quiet_third_parties(args.verbose), sigterm_as_interrupt():
             return int(args.func(args) or 0)
     except UsageError as exc:
         return _fail(exc.prog, "error", str(exc), EXIT_USER_ERROR, debug)
     except EdnasError as exc:
-        return _fail(command, "error", as_flags(str(exc), parser, args), EXIT_USER_ERROR, debug)
+        return _fail(command, "error", as_flags(_worker_message(str(exc)), parser, args), EXIT_USER_ERROR, debug)
     except OSError as exc:
         return _fail(command, "error", describe_os_error(exc), EXIT_USER_ERROR, debug)
-    except KeyboardInterrupt:
-        return _fail(command, "interrupted", "stopped by the user; outputs are unchanged or complete",
-                     EXIT_INTERRUPTED, debug)
+    except KeyboardInterrupt as exc:
+        by, code = ("SIGTERM", EXIT_TERMINATED) if isinstance(exc, Terminated) else ("the user", EXIT_INTERRUPTED)
+        return _fail(command, "interrupted", f"stopped by {by}; outputs are unchanged or complete, scratch "
+                     "files removed", code, debug)
     except MemoryError:
         return _fail(command, "error", "out of memory; use a smaller batch or input size", EXIT_USER_ERROR, debug)
     except Exception as exc:  # a bug: say what it was, keep the traceback for --debug
@@ -127,6 +133,16 @@ def as_flags(message: str, parser: argparse.ArgumentParser | None, args: argpars
     shown = {a.dest: max(a.option_strings, key=len) if a.option_strings else (a.metavar or a.dest.upper())
              for a in sub._actions if isinstance(a.metavar, (str, type(None)))}
     return re.sub(r"`(\w+)`", lambda m: shown.get(m.group(1), m.group(0)), message)
+
+
+def _worker_message(message: str) -> str:
+    """A user error raised in a DataLoader worker reaches the CLI with the worker's traceback
+    in its message ("Caught DataError in DataLoader worker process 0. Original Traceback ...");
+    keep the error's own message, the traceback's last line."""
+    if "\nOriginal Traceback" not in message:
+        return message
+    last = [line for line in message.splitlines() if line.strip()][-1]
+    return re.sub(r"^[\w.]+: ", "", last)
 
 
 def _command_parser(parser: argparse.ArgumentParser | None, args: argparse.Namespace | None):
@@ -154,7 +170,9 @@ def _fail(command: str, kind: str, message: str, code: int, debug: bool) -> int:
     """Print the one-line message (the traceback first with --debug); return the exit code."""
     if debug and sys.exc_info()[0] is not None:
         traceback.print_exc()
-    line = " ".join(message.split())  # one line, whatever a library put in its message
+    line = " ".join(message[: 4 * MAX_LINE].split())  # one line, whatever a library put in its message
+    if len(line) > MAX_LINE:
+        line = f"{line[:MAX_LINE]}... (cut at {MAX_LINE} characters)"
     print(f"{command}: {kind}: {line}", file=sys.stderr)
     return code
 

@@ -9,6 +9,7 @@ full 8-bit weights cost nothing there.
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,23 @@ from ednas.errors import InputError
 INT8_FLAGS = ("avx2", "avx512_vnni", "avx_vnni", "amx_int8")  # what INT8 kernels dispatch on
 VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})  # int32 accumulation of u8 x s8
 TARGETS = ("auto", "avx2", "vnni")  # --target-cpu: this machine's flags, or a deployment CPU
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, which containers and `taskset` narrow;
+    the machine's count where the platform has none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def check_threads(threads: int | None, name: str = "`threads`") -> None:
+    """Refuse more compute threads than this process has CPUs: they would only time-share
+    them (timings and throughput quietly worse), which a user asking for them does not expect."""
+    cpus = usable_cpus()
+    if threads is not None and threads > cpus:
+        raise InputError(f"{name} {threads} is more than the {cpus} CPUs this process can use; give at most {cpus}")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 says what was wrong and how to fix it. The CLI prints it without a traceback."""
 
 import errno
+import reprlib
 
 
 class EdnasError(Exception):
@@ -29,6 +30,26 @@ class DataError(EdnasError):
 
 class OutputError(EdnasError):
     """An output cannot be written (read-only or full disk, no permission, a folder in the way)."""
+
+
+def _short_repr() -> reprlib.Repr:
+    short = reprlib.Repr()  # bounded work: a huge list or string is never rendered whole
+    short.maxlevel, short.maxlist, short.maxtuple, short.maxdict = 3, 6, 6, 4
+    short.maxstring = short.maxother = short.maxlong = 80
+    return short
+
+
+_SHORT = _short_repr()
+
+
+def shorten(value: object, limit: int = 80, quote: bool = True) -> str:
+    """`value` as an error message shows it: its repr (or str, `quote=False`) cut to about
+    `limit` characters, so a huge value never floods the one error line."""
+    try:
+        text = _SHORT.repr(value) if quote else str(value)[: limit + 1]
+    except ValueError:  # an int past Python's digit limit for str()
+        text = f"<a {type(value).__name__} too long to show>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # what to do about each file-system failure, by errno

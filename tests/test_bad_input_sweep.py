@@ -25,11 +25,24 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from ednas.cli import main
 from fixture_modules import load_test_module
 
 OLD = b"old output\n"
+MARKER = "hostile-code-ran"  # what the hostile checkpoints' pickled code would create in the fixture folder
+
+
+class _RunsShell:
+    """Unpickling this runs a shell command (what a hostile checkpoint does)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {shlex.quote(str(self.marker))}",))
+
 OLD_NAMES = ("out.onnx", "out.ckpt", "out.arch.yml", "out.json", "cam.png", "a.jpg")
 
 CASES: list[tuple[str, str, str]] = [
@@ -47,6 +60,14 @@ CASES: list[tuple[str, str, str]] = [
     ("flops-recipe-negative-epochs", "flops {d}/neg_epochs.yml", "epochs is -3"),
     ("flops-recipe-zero-batch", "flops {d}/zero_batch.yml", "batch_size is 0"),
     ("flops-recipe-negative-lr", "flops {d}/neg_lr.yml", "lr is -1"),
+    ("flops-recipe-duplicate-section", "flops {d}/dup_section.yml",
+     "line 4: key 'train' is given twice in one mapping (first at line 3)"),
+    ("flops-recipe-duplicate-key", "flops {d}/dup_key.yml", "line 1: key 'arch' is given twice"),
+    ("flops-recipe-alias-bomb", "flops {d}/bomb.yml", "line 2: alias *a is not supported"),
+    ("flops-recipe-alias", "flops {d}/alias.yml", "alias *size is not supported"),
+    ("flops-recipe-deep", "flops {d}/deep.yml", "nested too deeply"),
+    ("flops-recipe-huge-int", "flops {d}/bigint.yml", "not a usable YAML value"),
+    ("flops-recipe-long-value", "flops {d}/long_value.yml", "expected an integer, got 'xxxx"),
     ("flops-unknown-arch", "flops enhanced_nanodet_xl", "known: enhanced_nanodet_l"),
     ("flops-input-size-zero", "flops {d}/tiny.yml --input-size 0", "must be at least 1"),
     ("flops-input-size-odd", "flops {d}/tiny.yml --input-size 50", "not a multiple of 32"),
@@ -97,7 +118,27 @@ CASES: list[tuple[str, str, str]] = [
     ("infer-out-is-file", "infer {d}/tiny.yml --weights {d}/tiny.ckpt {d}/good.jpg --out {o}/out.json", "not a folder"),
     ("infer-out-read-only", "infer {d}/tiny.yml --weights {d}/tiny.ckpt {d}/good.jpg --out {ro}", "read-only"),
     ("infer-out-full", "infer {d}/tiny.yml --weights {d}/tiny.ckpt {d}/a.jpg --out {full}", "no space"),
+    ("infer-exif-neither-frame", "infer {d}/tiny.yml --weights {d}/tiny.ckpt {d}/exif_imgs/r6.jpg "
+     "--ann {d}/exif_neither.json --out {o}", "annotated as 50x50 but the image is 64x32 as stored and 32x64"),
+    ("infer-ann-missing", "infer {d}/tiny.yml --weights {d}/tiny.ckpt {d}/good.jpg --ann {d}/nope.json --out {o}",
+     "no such annotation file"),
+    ("infer-ann-not-coco", "infer {d}/tiny.yml --weights {d}/tiny.ckpt {d}/good.jpg --ann {d}/list.json --out {o}",
+     "expected a COCO instances object"),
+    ("infer-ann-width-text", "infer {d}/tiny.yml --weights {d}/tiny.ckpt {d}/good.jpg --ann {d}/size_text.json "
+     "--out {o}", "width must be a whole number of pixels"),
     # -- test ----------------------------------------------------------------------------------
+    ("test-exif-neither-frame", "test {d}/tiny.yml --weights {d}/tiny.ckpt --images {d}/exif_imgs "
+     "--ann {d}/exif_neither.json", "r6.jpg: annotated as 50x50 but the image is 64x32 as stored and 32x64 as shown"),
+    ("test-exif-neither-frame-onnx", "test {d}/tiny.yml --onnx {d}/tiny.onnx --images {d}/exif_imgs "
+     "--ann {d}/exif_neither.json --batch-size 1", "EXIF orientation 6"),
+    ("test-ann-width-text", "test {d}/tiny.yml --weights {d}/tiny.ckpt --images {d}/imgs --ann {d}/size_text.json",
+     "width must be a whole number of pixels, at least 1, got '64'"),
+    ("test-ann-height-zero", "test {d}/tiny.yml --weights {d}/tiny.ckpt --images {d}/imgs --ann {d}/size_zero.json",
+     "height must be a whole number of pixels, at least 1, got 0"),
+    ("test-ann-no-boxes", "test {d}/tiny.yml --weights {d}/tiny.ckpt --images {d}/imgs --ann {d}/no_boxes.json",
+     "none of the 4 images found has a box to score against"),
+    ("test-ann-only-zero-size-boxes", "test {d}/tiny.yml --onnx {d}/tiny.onnx --images {d}/imgs "
+     "--ann {d}/zero_boxes.json", "mAP would be undefined"),
     ("test-images-not-there", "test {d}/tiny.yml --weights {d}/tiny.ckpt --images {d}/other_imgs --ann {d}/ann.json",
      "holds none of the 4 images"),
     ("test-images-empty-folder", "test {d}/tiny.yml --weights {d}/tiny.ckpt --images {d}/no_imgs --ann {d}/ann.json",
@@ -123,6 +164,7 @@ CASES: list[tuple[str, str, str]] = [
     ("test-no-val", "test {d}/tiny.yml --weights {d}/tiny.ckpt", "no data.val"),
     ("test-batch-zero", "test {d}/tiny.yml --weights {d}/tiny.ckpt --batch 0", "must be at least 1"),
     ("test-batch-size-negative", "test {d}/tiny.yml --weights {d}/tiny.ckpt --batch-size -2", "must be at least 1"),
+    ("test-threads-over-cpus", "test {d}/tiny.yml --onnx {d}/tiny.onnx --threads 1000", "CPUs this process can use"),
     ("test-threads-zero", "test {d}/tiny.yml --onnx {d}/tiny.onnx --threads 0", "must be at least 1"),
     ("test-empty-onnx", "test {d}/tiny.yml --onnx {d}/empty.onnx --images {d}/imgs --ann {d}/ann.json", "cannot load"),
     ("test-both-models", "test {d}/tiny.yml --onnx {d}/tiny.onnx --weights {d}/tiny.ckpt", "not allowed with"),
@@ -156,6 +198,7 @@ CASES: list[tuple[str, str, str]] = [
     ("synth-no-action", "data", "required: ACTION"),
     # -- profile -------------------------------------------------------------------------------
     ("profile-threads-zero", "profile --threads 0", "must be at least 1"),
+    ("profile-threads-over-cpus", "profile --threads 1000", "--threads 1000 is more than the"),
     ("profile-calib-models-zero", "profile --calib-models 0", "must be at least 1"),
     ("profile-calib-models-two", "profile --calib-models 2", "at least 3"),
     ("profile-passes-zero", "profile --validate 2 --passes 0", "must be at least 1"),
@@ -163,6 +206,8 @@ CASES: list[tuple[str, str, str]] = [
     ("profile-precision", "profile --precision fp16", "invalid choice"),
     ("profile-space-missing", "profile --space {d}/nope.yml", "no such file"),
     ("profile-space-binary", "profile --space {d}/binary.yml", "not a text file"),
+    ("profile-space-duplicate", "profile --space {d}/space_dup.yml", "key 'neck' is given twice"),
+    ("profile-space-alias", "profile --space {d}/space_alias.yml", "alias *w is not supported"),
     ("profile-out-read-only", "profile --out {ro}/table.csv", "read-only"),
     ("profile-out-folder", "profile --out {o}", "is a folder"),
     ("profile-bundle-is-file", "profile --bundle {o}/out.json", "not a folder"),
@@ -171,6 +216,7 @@ CASES: list[tuple[str, str, str]] = [
     ("latency-missing-model", "latency {d}/nope.yml", "no such file"),
     ("latency-binary-model", "latency {d}/binary.yml", "not a text file"),
     ("latency-input-size", "latency {d}/tiny.yml --input-size -32", "must be at least 1"),
+    ("latency-arch-duplicate-key", "latency {d}/dup.arch.yml", "is given twice"),
     ("latency-table-missing", "latency {d}/tiny.yml --table {d}/nope.csv", "nope.csv"),
     ("latency-table-garbage", "latency {d}/tiny.yml --table {d}/binary.json", "binary.json"),
     ("latency-space-missing", "latency {d}/tiny.yml --space {d}/nope.yml", "no such file"),
@@ -206,12 +252,18 @@ CASES: list[tuple[str, str, str]] = [
      "above 0"),
     ("prune-target-zero-ms", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --target-latency 0ms --out {o}/out.ckpt",
      "above 0"),
+    ("prune-target-no-unit", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --target-latency 8 --out {o}/out.ckpt",
+     "--target-latency '8' has no unit; write 8ms"),
+    ("prune-target-fraction-no-unit", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --target-latency 0.75 "
+     "--out {o}/out.ckpt", "has no unit"),
     ("prune-target-text", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --target-latency fast --out {o}/out.ckpt",
      "write e.g. 8ms"),
     ("prune-ratio-one", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 1.2 --out {o}/out.ckpt", "between 0 and 1"),
     ("prune-ratio-zero", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0 --out {o}/out.ckpt", "between 0 and 1"),
     ("prune-threads-zero", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --threads 0 --out {o}/out.ckpt",
      "must be at least 1"),
+    ("prune-threads-over-cpus", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --threads 1000 "
+     "--out {o}/out.ckpt", "1000 is more than the"),
     ("prune-batch-size", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --batch-size 0 --out {o}/out.ckpt",
      "must be at least 1"),
     ("prune-lr", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --lr 0 --out {o}/out.ckpt", "positive number"),
@@ -221,6 +273,10 @@ CASES: list[tuple[str, str, str]] = [
      "give both"),
     ("prune-images-not-there", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --images {d}/other_imgs "
      "--ann {d}/ann.json --out {o}/out.ckpt", "holds none"),
+    ("prune-exif-neither-frame", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --images {d}/exif_imgs "
+     "--ann {d}/exif_neither.json --out {o}/out.ckpt", "annotated as 50x50"),
+    ("prune-no-boxes", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --images {d}/imgs "
+     "--ann {d}/no_boxes.json --out {o}/out.ckpt", "has a box to score against"),
     ("prune-out-json", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --out {o}/out.json", "checkpoint path"),
     ("prune-calib-no-images", "prune {d}/tiny.yml --weights {d}/tiny.ckpt --ratio 0.3 --calib {d}/no_imgs "
      "--out {o}/out.ckpt", "no images"),
@@ -246,12 +302,18 @@ CASES: list[tuple[str, str, str]] = [
      "--out {o}/out.onnx", "binary.json"),
     ("quantize-none-annotated", "quantize {d}/tiny.onnx --calib {d}/imgs --images {d}/other_imgs --ann {d}/ann.json "
      "--out {o}/out.onnx", "holds none of the 4 images annotated"),
+    ("quantize-exif-neither-frame", "quantize {d}/tiny.onnx --calib {d}/imgs --images {d}/exif_imgs "
+     "--ann {d}/exif_neither.json --out {o}/out.onnx", "annotated as 50x50"),
+    ("quantize-no-boxes", "quantize {d}/tiny.onnx --calib {d}/imgs --images {d}/imgs --ann {d}/no_boxes.json "
+     "--out {o}/out.onnx", "has a box to score against"),
     ("quantize-num-calib-0", "quantize {d}/tiny.onnx --calib {d}/imgs --num-calib 0 --out {o}/out.onnx", "at least 1"),
     ("quantize-finetune-steps-0", "quantize {d}/tiny.onnx --calib {d}/imgs --finetune-steps 0 --out {o}/out.onnx",
      "at least 1"),
     ("quantize-finetune-mode", "quantize {d}/tiny.onnx --calib {d}/imgs --finetune sometimes --out {o}/out.onnx",
      "invalid choice"),
     ("quantize-threads-0", "quantize {d}/tiny.onnx --calib {d}/imgs --threads 0 --out {o}/out.onnx", "at least 1"),
+    ("quantize-threads-over-cpus", "quantize {d}/tiny.onnx --calib {d}/imgs --threads 1000 --out {o}/out.onnx",
+     "CPUs this process can use"),
     ("quantize-inc-no-recipe", "quantize {d}/tiny.onnx --calib {d}/imgs --backend inc --out {o}/out.onnx", "--recipe"),
     ("quantize-out-folder", "quantize {d}/tiny.onnx --calib {d}/imgs --out {o}", "is a folder"),
     ("quantize-out-json", "quantize {d}/tiny.onnx --calib {d}/imgs --out {o}/out.json", "give the .onnx path"),
@@ -265,6 +327,8 @@ CASES: list[tuple[str, str, str]] = [
      "not a text file"),
     ("supernet-init-space-is-arch", "supernet init --space {d}/tiny.arch.yml --classes a,b,c --out {o}/out.ckpt",
      "unknown key"),
+    ("supernet-init-space-duplicate", "supernet init --space {d}/space_dup.yml --classes a,b,c --out {o}/out.ckpt",
+     "is given twice"),
     ("supernet-init-classes", "supernet init --space {d}/space.yml --classes a,b --out {o}/out.ckpt", "2 names"),
     ("supernet-init-source-missing", "supernet init --space {d}/space.yml --classes a,b,c --from {d}/nope.onnx "
      "--out {o}/out.ckpt", "no such model"),
@@ -306,6 +370,8 @@ CASES: list[tuple[str, str, str]] = [
      "uniform-W"),
     ("supernet-extract-uniform-off-grid", "supernet extract {d}/super.pt uniform-3 --out {o}/out.ckpt",
      "outside the supernet's space"),
+    ("supernet-extract-arch-duplicate", "supernet extract {d}/super.pt {d}/dup.arch.yml --out {o}/out.ckpt",
+     "is given twice"),
     ("supernet-extract-arch-missing", "supernet extract {d}/super.pt {d}/nope.arch.yml --out {o}/out.ckpt",
      "no such file"),
     ("supernet-extract-calib-empty", "supernet extract {d}/super.pt base --images {d}/no_imgs --out {o}/out.ckpt",
@@ -325,6 +391,14 @@ CASES: list[tuple[str, str, str]] = [
      "categories"),
     ("supernet-eval-threads-zero", "supernet eval {d}/super.pt base --images {d}/imgs --ann {d}/ann.json --threads 0",
      "must be at least 1"),
+    ("supernet-eval-exif-neither-frame", "supernet eval {d}/super.pt base --images {d}/exif_imgs "
+     "--ann {d}/exif_neither.json", "annotated as 50x50"),
+    ("supernet-eval-no-boxes", "supernet eval {d}/super.pt base --images {d}/imgs --ann {d}/no_boxes.json",
+     "has a box to score against"),
+    ("supernet-eval-threads-over-cpus", "supernet eval {d}/super.pt base --images {d}/imgs --ann {d}/ann.json "
+     "--threads 1000", "CPUs this process can use"),
+    ("supernet-train-threads-over-cpus", "supernet train {d}/super.pt --recipe {d}/tiny.yml --epochs 1 --threads 1000",
+     "CPUs this process can use"),
     ("supernet-eval-empty-file", "supernet eval {d}/empty.pt base --images {d}/imgs --ann {d}/ann.json", "truncated"),
     ("supernet-eval-not-supernet", "supernet eval {d}/tiny.ckpt base --images {d}/imgs --ann {d}/ann.json",
      "tiny.ckpt"),
@@ -353,6 +427,10 @@ CASES: list[tuple[str, str, str]] = [
      "give --images"),
     ("search-images-not-there", "search --supernet {d}/super.pt --budget 90% --table {d}/table.csv "
      "--images {d}/other_imgs --ann {d}/ann.json --out {o}/run", "holds none"),
+    ("search-exif-neither-frame", "search --supernet {d}/super.pt --budget 99% --table {d}/table.csv "
+     "--images {d}/exif_imgs --ann {d}/exif_neither.json --out {o}/run", "annotated as 50x50"),
+    ("search-no-boxes", "search --supernet {d}/super.pt --budget 99% --table {d}/table.csv --images {d}/imgs "
+     "--ann {d}/zero_boxes.json --out {o}/run", "has a box to score against"),
     ("search-table-missing", "search --supernet {d}/super.pt --budget 90% --table {d}/nope.csv --images {d}/imgs "
      "--ann {d}/ann.json --out {o}/run", "no latency table"),
     ("search-table-threads", "search --supernet {d}/super.pt --budget 90% {sa} --threads 3 --out {o}/run",
@@ -364,6 +442,11 @@ CASES: list[tuple[str, str, str]] = [
     ("run-binary", "run {d}/binary.yml --out {o}/run", "not a text file"),
     ("run-not-mapping", "run {d}/list.yml --out {o}/run", "mapping"),
     ("run-unknown-key", "run {d}/pipe_typo.yml --out {o}/run", "unknown key 'trialz'"),
+    ("run-duplicate-section", "run {d}/pipe_dup.yml --out {o}/run", "key 'search' is given twice"),
+    ("run-alias-bomb", "run {d}/bomb.yml --out {o}/run", "alias *a is not supported"),
+    ("run-set-duplicate-key", "run {d}/pipe.yml --set 'search={{trials: 2, trials: 3}}' --out {o}/run",
+     "--set search: key 'trials' is given twice"),
+    ("run-set-alias", "run {d}/pipe.yml --set 'search.trials=[&n 2, *n]' --out {o}/run", "alias *n"),
     ("run-unknown-set-key", "run {d}/pipe.yml --set extract.topk=3 --out {o}/run", "unknown key 'topk'"),
     ("run-set-syntax", "run {d}/pipe.yml --set search.trials --out {o}/run", "KEY=VALUE"),
     ("run-budget-no-unit", "run {d}/pipe.yml --set search.budget=6 --out {o}/run", "has no unit"),
@@ -407,6 +490,13 @@ CASES: list[tuple[str, str, str]] = [
     ("convert-empty", "convert-checkpoint {d}/empty.pt --out {o}/out.ckpt", "truncated"),
     ("convert-truncated", "convert-checkpoint {d}/trunc.ckpt --out {o}/out.ckpt", "trunc.ckpt"),
     ("convert-junk", "convert-checkpoint {d}/garbage.ckpt --out {o}/out.ckpt", "not a readable checkpoint"),
+    ("convert-hostile", "convert-checkpoint {d}/hostile.ckpt --out {o}/out.ckpt",
+     "pickled posix.system, which is not numpy data and could run code when read; nothing was run"),
+    ("convert-hostile-beside-numpy", "convert-checkpoint {d}/hostile_np.ckpt --out {o}/out.ckpt", "posix.system"),
+    ("convert-hostile-raw-pickle", "convert-checkpoint {d}/hostile.pkl --out {o}/out.ckpt", "pickled exec"),
+    ("convert-other-type-untrusted", "convert-checkpoint {d}/pathlib.ckpt --out {o}/out.ckpt", "with --trust"),
+    ("convert-trust-junk", "convert-checkpoint {d}/garbage.ckpt --out {o}/out.ckpt --trust",
+     "not a readable checkpoint"),
     ("convert-same-path", "convert-checkpoint {d}/tiny.ckpt --out {d}/tiny.ckpt", "give a new path"),
     ("convert-no-out", "convert-checkpoint {d}/tiny.ckpt", "--out"),
     ("convert-out-folder", "convert-checkpoint {d}/tiny.ckpt --out {o}", "is a folder"),
@@ -447,6 +537,7 @@ def test_bad_input(case: str, command: str, expect: str, env, tmp_path, capsys, 
     assert expect.lower() in err.lower(), err
     for path, snap in zip(watched, before):
         assert _snapshot(path) == snap, f"{path} changed"
+    assert not (env.data / MARKER).exists(), "a hostile checkpoint's code ran"
     assert _scratch_entries() <= scratch_before, "left a scratch folder in the temp dir"
 
 
@@ -534,6 +625,13 @@ def _make_inputs(d: Path) -> None:
         "neg_lr": header + "data: {class_names: [a, b, c]}\ntrain: {lr: -1}\n",
         "typo": header + "train: {epochz: 3}\n",
         "garbled": "model: [unclosed\n  - {\n",
+        "dup_section": header + "data: {class_names: [a, b, c]}\ntrain: {epochs: 3}\ntrain: {epochs: 5}\n",
+        "dup_key": "model: {arch: tiny.arch.yml, input_size: 64, arch: enhanced_nanodet_m}\n",
+        "alias": "model: {arch: tiny.arch.yml, input_size: &size 64}\ntrain: {epochs: *size}\n",
+        "deep": "model: " + "[" * 100_000 + "]" * 100_000 + "\n",
+        "bigint": "model: {arch: tiny.arch.yml, input_size: " + "9" * 5000 + "}\n",
+        "long_value": header + "train: {epochs: '" + "x" * 1_000_000 + "'}\n",
+        "bomb": _alias_bomb(),
         "list": "- model\n- data\n",
         "card_layout": _card("layout: ssd, strides: [8, 16, 32, 64]"),
         "card_no_mean": _card("layout: nanodet_plus, strides: [8, 16, 32, 64]").replace("mean: [0, 0, 0], ", ""),
@@ -572,6 +670,9 @@ def _make_inputs(d: Path) -> None:
                                     "bbox": [10, 10, 30, 30], "area": 900, "iscrowd": 0})
     (d / "ann.json").write_text(json.dumps(coco))
     (d / "no_images.json").write_text(json.dumps({**coco, "images": [], "annotations": []}))
+    (d / "no_boxes.json").write_text(json.dumps({**coco, "annotations": []}))
+    zero = [{**a, "bbox": [10, 10, 0, 30], "area": 0} for a in coco["annotations"]]
+    (d / "zero_boxes.json").write_text(json.dumps({**coco, "annotations": zero}))
     (d / "no_imgs").mkdir()
     (d / "other_imgs").mkdir()
     cv2.imwrite(str(d / "other_imgs" / "x.jpg"), img)
@@ -584,6 +685,8 @@ def _make_inputs(d: Path) -> None:
     (d / "empty.jpg").write_bytes(b"")
     (d / "ann6.json").write_text(json.dumps({**coco, "categories": [{"id": i + 1, "name": f"c{i}"} for i in range(6)]}))
     (d / "empty.pt").write_bytes(b"")
+    _make_hostile_checkpoints(d, model)
+    _make_exif_inputs(d, coco)
     _make_search_inputs(d, arch)
 
 
@@ -591,6 +694,44 @@ def _card(output: str) -> str:
     """A peer card for the tiny 64-px model of classes a, b, c with this output section."""
     return ("name: tiny\ninput: {size: 64, colour: bgr, mean: [0, 0, 0], std: [1, 1, 1], resize: stretch, "
             f"interpolation: linear}}\noutput: {{{output}, scores: probabilities}}\nclass_names: [a, b, c]\n")
+
+
+def _make_hostile_checkpoints(d: Path, model) -> None:
+    """Files whose full unpickling would run code (creating d/MARKER), and one of a harmless
+    type that only --trust converts."""
+    from pathlib import PurePosixPath
+
+    hostile = _RunsShell(d / MARKER)
+    torch.save({"format": "ednas", "model": model.state_dict(), "note": hostile}, d / "hostile.ckpt")
+    torch.save({"rng": np.random.get_state(), "best": np.float64(0.5), "note": hostile}, d / "hostile_np.ckpt")
+    code = f"open({str(d / MARKER)!r}, 'w')".encode()
+    (d / "hostile.pkl").write_bytes(b"\x80\x02cbuiltins\nexec\nX" + len(code).to_bytes(4, "little") + code
+                                    + b"\x85R.")
+    torch.save({"format": "ednas", "source": PurePosixPath("/models/s.onnx")}, d / "pathlib.ckpt")
+
+
+def _alias_bomb() -> str:
+    """The "billion laughs": nine levels, each listing the previous one nine times."""
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def _make_exif_inputs(d: Path, coco: dict) -> None:
+    """A phone-like photo (64x32 stored, EXIF orientation 6: shown 32x64) annotated as neither
+    size, and annotations whose image sizes are not whole pixels."""
+    exif = load_test_module("exif_fixture", Path(__file__).resolve().parent / "data" / "exif_fixture.py")
+    (d / "exif_imgs").mkdir()
+    img = np.random.default_rng(1).integers(0, 255, (32, 64, 3), dtype=np.uint8)
+    (d / "exif_imgs" / "r6.jpg").write_bytes(exif.tagged_jpeg(exif.encode(img), 6))
+    entry = {"id": 1, "file_name": "r6.jpg", "width": 50, "height": 50}
+    box = {"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 20, 20], "area": 400, "iscrowd": 0}
+    (d / "exif_neither.json").write_text(json.dumps({**coco, "images": [entry], "annotations": [box]}))
+    for name, key, value in (("size_text", "width", "64"), ("size_zero", "height", 0)):
+        images = [dict(e) for e in coco["images"]]
+        images[0][key] = value
+        (d / f"{name}.json").write_text(json.dumps({**coco, "images": images}))
 
 
 def _make_search_inputs(d: Path, tiny) -> None:
@@ -616,6 +757,13 @@ def _make_search_inputs(d: Path, tiny) -> None:
     pipe = "space: space.yml\nrecipe: tiny.yml\nprofile: {table: table.csv}\nsearch: {trials: 3}\n"
     (d / "pipe.yml").write_text(pipe)
     (d / "pipe_typo.yml").write_text(pipe.replace("trials", "trialz"))
+    (d / "pipe_dup.yml").write_text(pipe + "search: {trials: 5}\n")
+    space_text = (d / "space.yml").read_text()
+    (d / "space_dup.yml").write_text(space_text + "neck: {width: [16]}\n")
+    (d / "space_alias.yml").write_text(space_text.replace("widths: [0.5, 1.0]", "widths: &w [0.5, 1.0]")
+                                       .replace("width: [16, 24]", "width: *w"))
+    arch_text = (d / "space_base.arch.yml").read_text()
+    (d / "dup.arch.yml").write_text(arch_text + arch_text.splitlines(keepends=True)[0])
 
     run = run_fixture.make_run(d / "run")
     damaged = {
@@ -730,3 +878,63 @@ def test_prune_writes_its_set_with_umask_modes_and_no_leftovers(env, tmp_path, c
         assert (out.parent / name).stat().st_mode & 0o777 == 0o644, name
     assert not [n for n in os.listdir(private_tmp) if n.startswith("ednas-")] and json.loads(first)["ratio"] == 0.3
     assert main(["flops", str(env.data / "tiny.yml"), "--weights", str(out)]) == 0
+
+
+def test_exif_tagged_photos_score_as_untagged_in_either_annotation_frame(env, tmp_path, capsys):
+    """A photo with an EXIF orientation annotated in its stored frame, or in the frame a viewer
+    shows, scores exactly as the same pixels without the tag (issue 30: a tagged set scored 76.8
+    -> 1.6 mAP); `infer --ann` draws the frame `test` scores, plain `infer` what a viewer shows."""
+    exif = load_test_module("exif_fixture", Path(__file__).resolve().parent / "data" / "exif_fixture.py")
+    coco = json.loads((env.data / "ann.json").read_text())
+    rng = np.random.default_rng(2)
+    folders = {name: tmp_path / name for name in ("plain", "stored", "shown")}
+    for folder in folders.values():
+        folder.mkdir()
+    for entry in coco["images"]:  # 64 wide, 48 high: the two frames differ in size
+        img = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+        cv2.rectangle(img, (10, 10), (40, 40), (255, 255, 255), -1)
+        entry.update(file_name=entry["file_name"].replace(".jpg", ".png"), height=48)
+        png = exif.encode(img, ".png")
+        (folders["plain"] / entry["file_name"]).write_bytes(png)
+        (folders["stored"] / entry["file_name"]).write_bytes(exif.tagged_png(png, 6))
+        turned = exif.encode(exif.stored_for(img, 6), ".png")  # a viewer turns it back into `img`
+        (folders["shown"] / entry["file_name"]).write_bytes(exif.tagged_png(turned, 6))
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps(coco))
+    model = [str(env.data / "tiny.yml"), "--weights", str(env.data / "tiny.ckpt")]
+    scores = {}
+    for name, folder in folders.items():
+        out = tmp_path / f"{name}.json"
+        assert main(["test", *model, "--images", str(folder), "--ann", str(ann), "--out", str(out)]) == 0
+        scores[name] = json.loads(out.read_text())
+    assert scores["stored"] == scores["plain"] and scores["shown"] == scores["plain"]
+    assert scores["plain"]["images"] == 4
+
+    for name, with_ann, shape in (("stored", True, (48, 64)), ("stored", False, (64, 48)),
+                                  ("shown", True, (48, 64)), ("shown", False, (48, 64))):
+        drawn = tmp_path / f"drawn_{name}_{with_ann}"
+        extra = ["--ann", str(ann)] if with_ann else []
+        assert main(["infer", *model, str(folders[name] / "0.png"), "--out", str(drawn), *extra]) == 0
+        assert cv2.imread(str(drawn / "0.png")).shape[:2] == shape, (name, with_ann)
+    capsys.readouterr()
+
+
+def test_an_undefined_map_is_shown_as_na_never_as_zero(env, tmp_path, capsys):
+    """The one annotated box sits on an unreadable image: the images scored have no ground
+    truth, so mAP is undefined: "n/a" on screen, COCOeval's -1 and no interval in the JSON."""
+    coco = json.loads((env.data / "ann.json").read_text())
+    coco["annotations"] = coco["annotations"][:1]  # image 1 (0.jpg) only
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps(coco))
+    images = tmp_path / "imgs"
+    shutil.copytree(env.data / "imgs", images)
+    jpeg = (images / "0.jpg").read_bytes()
+    (images / "0.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    out = tmp_path / "m.json"
+    assert main(["test", str(env.data / "tiny.yml"), "--weights", str(env.data / "tiny.ckpt"), "--images",
+                 str(images), "--ann", str(ann), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "mAP n/a: none of the 3 images scored has a ground-truth box" in printed
+    assert "mAP 0.0" not in printed and " 0.0" not in printed
+    metrics = json.loads(out.read_text())
+    assert metrics["mAP"] == -1 and metrics["mAP_interval"] is None and metrics["images"] == 3

@@ -99,3 +99,30 @@ def test_a_sub_command_names_itself_in_its_errors(tmp_path, capsys):
                  "--out", str(tmp_path / "x.ckpt")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ednas supernet extract: error: ") and "no such supernet file" in err, err
+
+
+def test_a_user_error_from_a_data_loader_worker_is_its_own_line(monkeypatch, capsys):
+    """torch re-raises a worker's exception with the worker's traceback in its message: the
+    line keeps only the error's own message."""
+    from ednas.errors import DataError
+
+    wrapped = ("Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+               '  File "x.py", line 3, in load\n    raise DataError(...)\n'
+               "ednas.errors.DataError: /d/a.jpg: annotated as 50x50 but the image is 64x32 as stored\n")
+
+    def broken():
+        raise DataError(wrapped)
+
+    _run_as_flops(monkeypatch, broken)
+    assert main(["flops", "x"]) == 2
+    assert capsys.readouterr().err == ("ednas flops: error: /d/a.jpg: annotated as 50x50 but the image is "
+                                       "64x32 as stored\n")
+
+
+def test_a_huge_message_is_cut(monkeypatch, capsys):
+    from ednas.cli import MAX_LINE
+
+    _run_as_flops(monkeypatch, lambda: (_ for _ in ()).throw(InputError("value " + "x" * 10**7)))
+    assert main(["flops", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and len(err) < MAX_LINE + 100 and err.endswith(f"(cut at {MAX_LINE} characters)\n")

@@ -42,3 +42,17 @@ def test_missing_cpuinfo_means_no_vnni(tmp_path: Path) -> None:
 def test_unknown_target() -> None:
     with pytest.raises(InputError, match="`target_cpu` 'arm'"):
         int8_weights("arm")
+
+
+def test_more_threads_than_usable_cpus_are_refused(monkeypatch):
+    """`--threads 1000` was taken without a word (issue 30); the count is the affinity mask's."""
+    import os
+
+    from ednas import cpu
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert cpu.usable_cpus() == 3
+    cpu.check_threads(3)
+    cpu.check_threads(None)
+    with pytest.raises(InputError, match="`threads` 4 is more than the 3 CPUs this process can use; give at most 3"):
+        cpu.check_threads(4)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from ednas.cpu import usable_cpus
 from ednas.recipe import SEARCHABLE_FIELDS, arch_difference, load_model  # noqa: F401  (the commands' import point)
 
 
@@ -16,6 +17,16 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def local_threads(text: str) -> int:
+    """argparse type: a thread count for work run here, from 1 to the CPUs this process can use."""
+    value = positive_int(text)
+    cpus = usable_cpus()
+    if value > cpus:
+        raise argparse.ArgumentTypeError(f"{value} is more than the {cpus} CPUs this process can use; "
+                                         f"give at most {cpus}")
     return value
 
 

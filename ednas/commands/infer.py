@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recipe", help="with --onnx: recipe for class names, strides (default: COCO classes), "
                                     "or the peer card (recipes/peers/*.yml) of the ONNX file")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the drawn images")
+    p.add_argument("--ann", metavar="ANN.json",
+                   help="COCO json: an image it lists is read in the frame its annotation is in (as ednas "
+                        "test scores it); others as a viewer shows them (EXIF orientation applied)")
     p.add_argument("--score", type=unit_fraction, default=0.35, help="draw detections scoring at least this")
     p.set_defaults(func=run)
 
@@ -30,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     import cv2
 
     from ednas.commands._common import load_model
-    from ednas.data.preprocess import read_image
+    from ednas.data.coco import annotated_sizes
+    from ednas.data.preprocess import read_annotated_image, read_image
     from ednas.errors import EdnasError, InputError
     from ednas.io import atomic_path, check_output, write_error
     from ednas.eval.codec import NanoDetCodec
@@ -61,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         codec = NanoDetCodec(predictor.input_size, arch.num_classes, arch.strides, arch.head.reg_max,
                              data.keep_ratio, data.mean, data.std)
         class_names = recipe.class_names
+    sizes = annotated_sizes(args.ann) if args.ann else {}
     out_dir = Path(args.out)
     names = [Path(p).name for p in images]
     if len(set(names)) != len(names):
@@ -69,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     failed: list[str] = []
     for path in images:
         try:
-            img = read_image(path)
+            known = sizes.get(Path(path).name)
+            img = read_annotated_image(path, *known)[0] if known else read_image(path)
         except EdnasError as exc:
             if len(images) == 1:
                 raise

@@ -49,9 +49,12 @@ def run(args: argparse.Namespace) -> int:
     from ednas.latency.table import default_table
     from ednas.search import SearchSpace
 
+    from ednas.cpu import check_threads
     from ednas.io import check_output
 
     profiler.check_device(args.device)
+    if not (args.bundle or args.import_):  # measured here: no more threads than CPUs
+        check_threads(args.threads)
     space = SearchSpace.load(args.space)
     table = Path(args.table or (args.out if args.out and args.validate is None else "")
                  or default_table(space.name, args.precision, args.threads, args.device))

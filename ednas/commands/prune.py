@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ednas.commands._common import add_batch_size, add_recipe, nonnegative_int, positive_float, positive_int
+from ednas.commands._common import add_batch_size, add_recipe, local_threads, nonnegative_int, positive_float
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,10 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", required=True, metavar="CKPT", help="checkpoint to prune")
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--target-latency", metavar="T",
-                        help="e.g. 8ms (absolute, on this machine now) or 75%% (of the unpruned model)")
+                        help="with its unit: e.g. 8ms or 8000us (absolute, on this machine now) or 75%% or "
+                             "0.75x (of the unpruned model)")
     target.add_argument("--ratio", type=float, help="fraction of every width to remove, e.g. 0.3")
     p.add_argument("--table", help="latency table (CSV) to search with; default: measure candidates")
-    p.add_argument("--threads", type=positive_int, default=2, help="ONNX Runtime threads for timing")
+    p.add_argument("--threads", type=local_threads, default=2, help="ONNX Runtime threads for timing")
     p.add_argument("--calib", metavar="DIR",
                    help="images to recalibrate BatchNorm statistics on after pruning (default: --images)")
     p.add_argument("--images", help="evaluate before/after on these images (with --ann)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ednas.commands._common import positive_int
+from ednas.commands._common import local_threads, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="do not rescale activation channels to share one 8-bit scale per tensor before "
                         "calibrating (equalization is exact in FP32 and on by default)")
     p.add_argument("--num-calib", type=positive_int, default=128, metavar="N", help="calibration images (default 128)")
-    p.add_argument("--threads", type=positive_int, default=2, help="ORT threads for evaluation and timing")
+    p.add_argument("--threads", type=local_threads, default=2, help="ORT threads for evaluation and timing")
     p.add_argument("--out", metavar="OUT.onnx", help="default: MODEL.int8.onnx")
     p.set_defaults(func=run)
 

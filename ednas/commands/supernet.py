@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ednas.commands._common import positive_float, positive_int, nonnegative_int, unit_fraction
+from ednas.commands._common import local_threads, nonnegative_int, positive_float, positive_int, unit_fraction
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--inplace-kd-from", type=unit_fraction, default=0.5, metavar="PART",
                        help="without --teacher: distil from the largest sub-network from this part of the run on "
                             "(0.5; 0: from the first step)")
-    train.add_argument("--threads", type=positive_int, default=None, metavar="N", help="torch threads per process")
+    train.add_argument("--threads", type=local_threads, default=None, metavar="N", help="torch threads per process")
     train.add_argument("--save-every", type=positive_int, default=25, metavar="N", help="steps between resumable states (25)")
     train.add_argument("--resume", action="store_true", help="continue a killed or finished run from SUPER.pt.state")
     train.add_argument("--seed", type=nonnegative_int, default=0)
@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--calib", metavar="DIR", help="BN calibration images (default: --images)")
     ev.add_argument("--calib-images", type=positive_int, default=64, metavar="N")
     ev.add_argument("--eval-images", type=positive_int, default=None, metavar="N")
-    ev.add_argument("--threads", type=positive_int, default=1, metavar="N")
+    ev.add_argument("--threads", type=local_threads, default=1, metavar="N")
     ev.set_defaults(func=run_eval)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ednas.commands._common import add_batch_size, add_recipe, positive_int
+from ednas.commands._common import add_batch_size, add_recipe, local_threads
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", "--json", dest="json", metavar="OUT.json",
                    help="also write the metrics (fractions, not percent) to this JSON file")
     add_batch_size(p, 8, "images per forward pass (default 8; --batch is an alias)")
-    p.add_argument("--threads", type=positive_int, default=None, metavar="N", help="ONNX Runtime intra-op threads")
+    p.add_argument("--threads", type=local_threads, default=None, metavar="N", help="ONNX Runtime intra-op threads")
     p.set_defaults(func=run)
 
 
@@ -76,20 +76,24 @@ def run(args: argparse.Namespace) -> int:
     print(f"{model_name} on {result['images']} images of {split.ann}"
           + (f" ({len(dataset.skipped)} unreadable, skipped)" if dataset.skipped else ""))
     print(format_table(result))
-    ci = result["mAP_interval"]
-    print(f"mAP {ci.value:.1f} (95% CI {ci.low:.1f} to {ci.high:.1f}: bootstrap over the {ci.images} images)")
+    ci = result["mAP_interval"] if result["mAP"] >= 0 else None  # -1: undefined, nothing to bootstrap
+    if ci is None:
+        print(f"mAP n/a: none of the {result['images']} images scored has a ground-truth box")
+    else:
+        print(f"mAP {ci.value:.1f} (95% CI {ci.low:.1f} to {ci.high:.1f}: bootstrap over the {ci.images} images)")
     if args.json:
-        out = {m: result[m] for m in METRICS}
+        out = {m: result[m] for m in METRICS}  # -1 where undefined (COCOeval's convention)
         out["per_class"] = dict(result["per_class"])
         out["images"] = result["images"]
-        out["mAP_interval"] = [ci.low / 100, ci.high / 100]
+        out["mAP_interval"] = [ci.low / 100, ci.high / 100] if ci is not None else None
         write_json(args.json, out)
         print(f"wrote {args.json}")
     return 0
 
 
 def format_table(result: dict[str, Any], columns: int = 3) -> str:
-    """The COCO metrics, then the per-class AP in `columns` columns (percent, '-' = no boxes)."""
+    """The COCO metrics, then the per-class AP in `columns` columns (percent; 'n/a' where
+    undefined: no ground-truth box of that class or size)."""
     from ednas.eval.coco_eval import METRICS
 
     lines = ["metric   AP (%)"] + [f"{m:<8} {_pct(result[m]):>6}" for m in METRICS]
@@ -102,4 +106,4 @@ def format_table(result: dict[str, Any], columns: int = 3) -> str:
 
 
 def _pct(value: float | None) -> str:
-    return "-" if value is None or value < 0 else f"{100 * value:.1f}"
+    return "n/a" if value is None or value < 0 else f"{100 * value:.1f}"

@@ -29,8 +29,10 @@ def build_dataset(cfg: "DatasetConfig", class_names: Sequence[str]) -> "Detectio
 
 
 def check_images_found(dataset: "DetectionDataset", images: str, ann: str) -> None:
-    """Refuse a set none of whose annotated images is in the images folder: scoring it would
-    report mAP 0 for what is a wrong images path, not a bad model."""
+    """Refuse a set none of whose annotated images is in the images folder (scoring it would
+    report mAP 0 for what is a wrong images path, not a bad model), one without a box to score
+    against (mAP undefined), and one with an EXIF-tagged
+    image annotated in neither of its frames (`DetectionDataset.check_frames`)."""
     from ednas.errors import DataError
 
     if len(dataset) == 0 and not dataset.skipped:
@@ -40,6 +42,10 @@ def check_images_found(dataset: "DetectionDataset", images: str, ann: str) -> No
         example = f" (looked for e.g. {dataset.skipped[0][0]})" if dataset.skipped else ""
         raise DataError(f"{images}: holds none of the {missing} images annotated in {ann}{example}; "
                         "give the images folder that goes with the annotations")
+    if not any(len(rec.boxes) for rec in dataset.records):
+        raise DataError(f"{ann}: none of the {len(dataset)} images found has a box to score against (only "
+                        "crowd boxes, boxes under 1 px or none); mAP would be undefined: give annotated images")
+    dataset.check_frames()
 
 
 def load_eval_set(images: str, ann: str, class_names: Sequence[str]) -> "DetectionDataset":

@@ -9,12 +9,15 @@ A malformed entry raises a one-line DataError naming the file and the entry.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any, Sequence
 
 from ednas.data.dataset import DetectionDataset, ImageRecord, make_record, xywh_to_xyxy
 from ednas.errors import DataError, InputError
+
+log = logging.getLogger(__name__)
 
 
 class CocoDataset(DetectionDataset):
@@ -27,16 +30,39 @@ class CocoDataset(DetectionDataset):
         if not images.is_dir():
             raise InputError(f"{images}: no such images folder")
         self._gt = _load_json(ann)
+        self._said_empty = False  # the zero-size boxes' warning, once per dataset
         records, category_ids, names = _parse(self._gt, images, str(ann))
         super().__init__(records, class_names or names, category_ids, str(ann))
 
     def coco_gt(self) -> dict[str, Any]:
         """The json itself (its segment areas define small/medium/large), with `area` and
-        `iscrowd` filled in where a hand-made json leaves them out."""
+        `iscrowd` filled in where a hand-made json leaves them out. A box of zero width or
+        height, which no detection can overlap, is scored as an ignore region (iscrowd), not
+        as a miss; one warning counts them."""
         annotations = [
             {"area": a["bbox"][2] * a["bbox"][3], "iscrowd": 0, **a} for a in self._gt["annotations"]
         ]
+        empty = [a for a in annotations if not a["iscrowd"] and min(a["bbox"][2:]) <= 0]
+        if empty and not self._said_empty:
+            self._said_empty = True
+            log.warning("%s: %d boxes of zero width or height (e.g. annotation id %s) are ignored in scoring, "
+                        "not counted as misses", self.source, len(empty), empty[0].get("id"))
+        for a in empty:
+            a["iscrowd"] = 1
         return {**self._gt, "annotations": annotations}
+
+
+def annotated_sizes(ann: str | Path) -> dict[str, tuple[int, int]]:
+    """File name -> annotated (width, height) of every image a COCO json lists: the frame an
+    image is read in where its annotation is known (`preprocess.read_annotated_image`)."""
+    gt = _load_json(Path(ann))
+    sizes = {}
+    for i, img in enumerate(gt["images"]):
+        where = f"{ann}: {_entry('images', i, img)}"
+        _require(img, ("file_name", "width", "height"), where)
+        _check_size(img, where)
+        sizes[Path(str(img["file_name"])).name] = (img["width"], img["height"])
+    return sizes
 
 
 def _load_json(path: Path) -> dict[str, Any]:
@@ -68,6 +94,15 @@ def _require(item: Any, keys: Sequence[str], where: str) -> None:
             raise DataError(f"{where}: missing key {key!r}")
 
 
+def _check_size(img: dict[str, Any], where: str) -> None:
+    """An image's annotated width and height: whole numbers of pixels, at least 1."""
+    for key in ("width", "height"):
+        value = img[key]
+        whole = isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
+        if not whole or value < 1:
+            raise DataError(f"{where}: {key} must be a whole number of pixels, at least 1, got {value!r}")
+
+
 def _check_bbox(bbox: Any, where: str) -> None:
     numbers = isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(
         isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bbox
@@ -96,6 +131,7 @@ def _parse(
     for i, img in enumerate(gt["images"]):
         where = f"{source}: {_entry('images', i, img)}"
         _require(img, ("id", "file_name", "width", "height"), where)
+        _check_size(img, where)
         if img["id"] in per_image:
             raise DataError(f"{where}: duplicate image id {img['id']}")
         per_image[img["id"]] = {"boxes": [], "labels": [], "ignore": []}

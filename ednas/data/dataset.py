@@ -3,6 +3,8 @@
 A dataset is a list of ImageRecords parsed once from the annotations; images are read lazily.
 `load(i)` gives a Sample (BGR image, boxes, labels, meta) or None when the image is missing or
 cannot be decoded: that image is logged, counted in `skipped` and never crashes a run.
+An image with an EXIF orientation is read in the frame its annotation's width and height are
+in (`preprocess.read_annotated_image`); one that fits neither frame is refused (DataError).
 `coco_gt()` gives the ground truth as a COCO-style dict so one pycocotools evaluator serves
 every format.
 """
@@ -16,7 +18,7 @@ from typing import Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from ednas.data.preprocess import read_image
+from ednas.data.preprocess import file_orientation, read_annotated_image
 from ednas.errors import DataError, InputError
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,7 @@ class DetectionDataset:
         self.category_ids = list(category_ids)  # label -> category id
         self.source = source  # annotation file or folder, for messages
         self.skipped: list[tuple[Path, str]] = []  # (image, why) of every image left out
+        self.frame_guessed = 0  # images whose EXIF orientation their annotated size cannot tell apart
         self.records: list[ImageRecord] = []
         for rec in records:
             if rec.path.is_file():
@@ -85,16 +88,28 @@ class DetectionDataset:
         """Sample `index`, or None (logged and counted once) if its image cannot be read."""
         rec = self.records[index]
         try:
-            img = read_image(rec.path)
+            img, guessed = read_annotated_image(rec.path, rec.width, rec.height)
         except InputError as exc:
             if all(path != rec.path for path, _ in self.skipped):
                 self._skip(rec.path, str(exc))
             return None
+        if guessed:
+            self._guessed_frame(rec.path)
         meta = {
             "id": rec.id, "path": str(rec.path), "width": img.shape[1], "height": img.shape[0],
             "ignore": rec.ignore, "ignore_labels": rec.ignore_labels,
         }
         return Sample(img, rec.boxes, rec.labels, meta)
+
+    def check_frames(self) -> None:
+        """Refuse before any work an EXIF-tagged image whose annotated size fits neither of its
+        frames (DataError). Reads each image's headers; decodes only the tagged ones."""
+        for rec in self.records:
+            if file_orientation(rec.path) != 1:
+                try:
+                    read_annotated_image(rec.path, rec.width, rec.height)
+                except InputError:
+                    pass  # unreadable: skipped and counted when it is loaded
 
     def coco_gt(self) -> dict[str, Any]:
         """Ground truth as a COCO instances dict (ignore regions become iscrowd=1 boxes)."""
@@ -114,6 +129,13 @@ class DetectionDataset:
                     })
         categories = [{"id": c, "name": n} for c, n in zip(self.category_ids, self.class_names)]
         return {"images": images, "annotations": annotations, "categories": categories}
+
+    def _guessed_frame(self, path: Path) -> None:
+        """Say once per dataset that an EXIF-tagged image was read as stored on a guess."""
+        self.frame_guessed += 1
+        if self.frame_guessed == 1:
+            log.warning("%s has an EXIF orientation that leaves its annotated size unchanged: read as "
+                        "stored, the frame COCO annotations are made in (further such images not reported)", path)
 
     def _skip(self, path: Path, why: str) -> None:
         log.warning("skipping image %s: %s", path, why)

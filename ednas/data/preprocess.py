@@ -9,12 +9,13 @@ takes to put boxes back into image coordinates.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import cv2
 import numpy as np
 
-from ednas.errors import InputError
+from ednas.data.exif import ORIENTATION_NAMES, SWAPS_SIZE, apply_orientation, orientation
+from ednas.errors import DataError, InputError
 
 MEAN_BGR: tuple[float, float, float] = (103.53, 116.28, 123.675)
 STD_BGR: tuple[float, float, float] = (57.375, 57.12, 58.395)
@@ -22,8 +23,15 @@ STD_BGR: tuple[float, float, float] = (57.375, 57.12, 58.395)
 Scale = tuple[float, float]  # (sx, sy): network-input pixels -> original-image pixels
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Image file -> (H, W, 3) BGR uint8; an unreadable file raises InputError."""
+class Decoded(NamedTuple):
+    """An image file's pixels as stored, and how a viewer turns them."""
+
+    img: np.ndarray  # (H, W, 3) BGR uint8, EXIF orientation not applied
+    orientation: int  # EXIF orientation tag, 1 when the file has none
+
+
+def decode_image(path: str | Path) -> Decoded:
+    """Image file -> its stored pixels and EXIF orientation; an unreadable file raises InputError."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such image file")
@@ -32,10 +40,54 @@ def read_image(path: str | Path) -> np.ndarray:
         raise InputError(f"{path}: the image file is empty")
     if _truncated_jpeg(data):
         raise InputError(f"{path}: truncated JPEG (the file ends before the image does); re-copy or remove it")
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if img is None:
         raise InputError(f"{path}: cannot be decoded as an image (corrupt or unsupported format)")
-    return img
+    return Decoded(img, orientation(data))
+
+
+def file_orientation(path: str | Path, limit: int = 1 << 17) -> int:
+    """The EXIF orientation of an image file from its first `limit` bytes (the headers, where
+    the tag is) without decoding it; 1 when it has none."""
+    with open(path, "rb") as f:
+        return orientation(f.read(limit))
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Image file -> (H, W, 3) BGR uint8 as a viewer shows it (EXIF orientation applied): the
+    frame for images without annotations (infer, calibration, Grad-CAM)."""
+    img, tag = decode_image(path)
+    return apply_orientation(img, tag)
+
+
+def read_annotated_image(path: str | Path, width: int, height: int) -> tuple[np.ndarray, bool]:
+    """Image file -> ((H, W, 3) BGR uint8 in the frame its annotation is in, guessed).
+
+    An image with an EXIF orientation is read in the frame whose size matches the annotated
+    `width` x `height`: as stored, or turned as a viewer shows it. Where both match (tags 2 to 4,
+    or a square image) it is read as stored, the frame COCO annotations are made in, and
+    `guessed` is True; where neither does, a DataError names the file and both sizes. An image
+    without the tag is read as stored.
+    """
+    img, tag = decode_image(path)
+    if tag == 1:
+        return img, False
+    stored = (img.shape[1], img.shape[0])
+    shown = stored[::-1] if tag in SWAPS_SIZE else stored
+    annotated = (int(width), int(height))
+    if annotated == stored:
+        return img, shown == stored
+    if annotated == shown:
+        return apply_orientation(img, tag), False
+    raise DataError(
+        f"{path}: annotated as {_size(annotated)} but the image is {_size(stored)} as stored and "
+        f"{_size(shown)} as shown (EXIF orientation {tag}, {ORIENTATION_NAMES[tag]}); fix its width "
+        "and height in the annotations"
+    )
+
+
+def _size(wh: tuple[int, int]) -> str:
+    return f"{wh[0]}x{wh[1]}"
 
 
 def _truncated_jpeg(data: np.ndarray) -> bool:

@@ -4,7 +4,8 @@ Pipeline: a Codec's `encode` (for ednas models `data.preprocess`: resize, normal
 Predictor -> the Codec's `decode` (score > 0.05, class-wise NMS at IoU 0.6, at most 100 per
 image, boxes mapped back to the original image) -> COCO results (xywh, original category
 ids) -> pycocotools COCOeval.
-Metrics are fractions; pycocotools' -1 (no ground truth of that size) is passed through.
+Metrics are fractions; pycocotools' -1 (undefined: no ground truth, or none of that size) is
+passed through, also where there are no detections.
 """
 
 from __future__ import annotations
@@ -119,9 +120,9 @@ def coco_metrics(
     has_gt = {a["category_id"] for a in gt["annotations"]
               if not a.get("iscrowd", 0) and a["image_id"] in scored}
     if not results:
-        log.warning("no detections above the score threshold: every AP is 0")
+        log.warning("no detections above the score threshold: every AP with ground truth is 0")
         per_class = [(n, 0.0 if c in has_gt else None) for c, n in zip(category_ids, class_names)]
-        return {**{m: 0.0 for m in METRICS}, "per_class": per_class}
+        return {**_without_detections(gt, scored), "per_class": per_class}
     with _quiet():
         coco_dt = coco_gt.loadRes(results)
         evaluator = COCOeval(coco_gt, coco_dt, "bbox")
@@ -139,6 +140,21 @@ def coco_metrics(
         p = p[p > -1]
         per_class.append((name, float(p.mean()) if p.size else None))
     return {**metrics, "per_class": per_class}
+
+
+# COCOeval's area ranges (px^2) of APs, APm, APl
+_AREAS = {"APs": (0, 32**2), "APm": (32**2, 96**2), "APl": (96**2, float("inf"))}
+
+
+def _without_detections(gt: dict[str, Any], scored: set[int]) -> dict[str, float]:
+    """The metrics of no detections: 0 where there is ground truth to miss, COCOeval's -1
+    (undefined) where there is none (no box at all, or none of that size)."""
+    areas = [a.get("area", a["bbox"][2] * a["bbox"][3]) for a in gt["annotations"]
+             if not a.get("iscrowd", 0) and a["image_id"] in scored]
+    out = {m: 0.0 if areas else -1.0 for m in ("mAP", "AP50", "AP75")}
+    for metric, (low, high) in _AREAS.items():
+        out[metric] = 0.0 if any(low <= a < high for a in areas) else -1.0
+    return out
 
 
 def check_class_names(dataset: DetectionDataset, class_names: Sequence[str] | None) -> tuple[str, ...]:

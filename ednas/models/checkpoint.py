@@ -12,7 +12,8 @@ strings) and writes it atomically (temporary file, then rename), so an interrupt
 never leaves a truncated file behind.
 
 Files from older ednas versions that held numpy objects (the resume state's random state)
-are rewritten as plain data by `ednas convert-checkpoint OLD --out NEW` (`convert`).
+are rewritten as plain data by `ednas convert-checkpoint OLD --out NEW` (`convert`), which
+runs no pickled code; a file holding other types needs `--trust` (full pickle).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import pickle
+import pickletools
 import re
 import warnings
 from collections import OrderedDict
@@ -42,6 +44,7 @@ FORMAT = "ednas"
 _SCALARS = (str, int, float, bool, complex, bytes, type(None))
 _TORCH_VALUES = (torch.Size, torch.dtype, torch.device)
 _TENSORS = (torch.Tensor, nn.Parameter)
+_PICKLE_OPCODES = frozenset(op.code for op in pickletools.opcodes)
 
 
 class UnsafeFileError(InputError):
@@ -127,7 +130,7 @@ def safe_load(path: str | Path, what: str = "checkpoint") -> Any:
             warnings.simplefilter("ignore")
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Weights only load failed" not in str(exc):
+        if "Weights only load failed" not in str(exc) or _not_a_pickle(exc):
             raise _unreadable(path, what, exc) from None
         raise UnsafeFileError(_refusal(path, what, _culprit(path, exc))) from None
     except OSError as exc:
@@ -166,6 +169,13 @@ def _refusal(path: Path, what: str, culprit: str) -> str:
             f"as plain data once with `ednas convert-checkpoint {path} --out NEW{path.suffix or '.ckpt'}`")
 
 
+def _not_a_pickle(exc: Exception) -> bool:
+    """True when the weights-only unpickler stopped at a byte that is no pickle instruction at
+    all (a junk file), not at one it refuses."""
+    m = re.search(r"Unsupported operand (\d+)", str(exc))
+    return m is not None and chr(int(m.group(1))) not in _PICKLE_OPCODES
+
+
 def _culprit(path: Path, exc: Exception) -> str:
     """The type or function the weights-only unpickler refused (from its message, completed
     with the module name from a scan of the file's pickle, which runs nothing)."""
@@ -175,6 +185,7 @@ def _culprit(path: Path, exc: Exception) -> str:
     except Exception:  # not a zip checkpoint: the message is all there is
         found = []
     for pattern in (r"GLOBAL ([\w.]+) was not an allowed global", r"Unsupported global: GLOBAL ([\w.]+)",
+                    r"unsupported GLOBAL ([\w.]+) whose module",
                     r"unrecognized function ([\w.<>]+)", r"Unsupported class ([\w.]+)"):
         m = re.search(pattern, text)
         if m:
@@ -241,12 +252,14 @@ class Conversion:
     ran_pickle: bool  # True: the file needed full pickle (its code ran, as the user trusted it)
 
 
-def convert(src: str | Path, out: str | Path) -> Conversion:
+def convert(src: str | Path, out: str | Path, trust: bool = False) -> Conversion:
     """Rewrite torch file `src` (e.g. from an older ednas) as plain data at `out`.
 
-    numpy arrays and scalars (older resume states) are read without running code; a file that
-    needs any other type is read with full pickle, which runs whatever code it holds: the
-    user asked for it by naming the file. The copy is checked to load under `safe_load`."""
+    numpy arrays, scalars and dtypes (older resume states) are read without running code: an
+    allow-list of numpy's reconstruction functions under the weights-only unpickler. A file
+    that needs any other type is refused (UnsafeFileError) unless `trust`: then it is read with
+    full pickle, which runs whatever code it holds. The copy is checked to load under
+    `safe_load`."""
     src, out = Path(src), Path(out)
     if not src.is_file():
         raise InputError(f"{src}: no such file (give the checkpoint to convert)")
@@ -256,10 +269,15 @@ def convert(src: str | Path, out: str | Path) -> Conversion:
     try:
         obj = _load_with_numpy(src)
     except pickle.UnpicklingError as exc:
-        if "Weights only load failed" not in str(exc):
+        if "Weights only load failed" not in str(exc) or _not_a_pickle(exc):
             raise _unreadable(src, "checkpoint", exc) from None
-        log.warning("%s holds %s: reading it with full pickle, which runs the code it contains",
-                    src, _culprit(src, exc))
+        culprit = _culprit(src, exc)
+        if not trust:
+            raise UnsafeFileError(
+                f"{src}: refused: it contains a pickled {culprit}, which is not numpy data and could run code "
+                "when read; nothing was run. Only if you trust where it came from, convert it with `trust` "
+                "(full pickle runs the code it holds)") from None
+        log.warning("%s holds %s: reading it with full pickle, which runs the code it contains", src, culprit)
         obj = _load_trusted(src)
         ran_pickle = True
     except Exception as exc:

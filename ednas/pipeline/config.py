@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from ednas.config import from_dict, load_yaml, to_dict
+from ednas.config import StrictYamlError, from_dict, load_yaml, parse_yaml, to_dict
 from ednas.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -251,8 +251,10 @@ def apply_override(data: dict[str, Any], text: str) -> dict[str, Any]:
         raise ConfigError(f"--set {text!r}: write KEY=VALUE, e.g. --set search.trials=60")
     key = key.strip()
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
+        value = parse_yaml(raw) if raw.strip() else None
+    except StrictYamlError as exc:
+        raise ConfigError(f"--set {key}: {str(exc).removeprefix('line 1: ')}") from None
+    except (yaml.YAMLError, RecursionError, ValueError):
         value = raw
     if key in PATH_KEYS and isinstance(value, str):
         value = str(Path(value).expanduser().absolute())

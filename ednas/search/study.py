@@ -40,6 +40,7 @@ from ednas.search.evaluator import Evaluator
 from ednas.io import pid_alive
 from ednas.search.genes import genes_of
 from ednas.search.pareto import Point, pareto_front
+from ednas.signals import Terminated, sigterm_as_interrupt
 from ednas.arch.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -228,7 +229,10 @@ def open_study(settings: SearchSettings, space: SearchSpace, sampler: optuna.sam
                storage: optuna.storages.BaseStorage | None = None) -> optuna.Study:
     """Create or join the study; one that exists for another space, metric or budget is refused."""
     storage = storage or open_storage(settings)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # optuna logs a failed trial with its traceback (a Ctrl-C mid-trial: ~100 lines) before
+    # re-raising, which the CLI reports in one line; its own lines show with -v
+    verbose = logging.getLogger("ednas").isEnabledFor(logging.DEBUG)
+    optuna.logging.set_verbosity(optuna.logging.WARNING if verbose else optuna.logging.ERROR)
     study = optuna.create_study(storage=storage, sampler=sampler, study_name=settings.study,
                                 directions=list(DIRECTIONS), load_if_exists=True)
     if [d.name.lower() for d in study.directions] != list(DIRECTIONS):
@@ -529,10 +533,13 @@ def _spawned_worker(settings: SearchSettings, worker: int) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("ednas").setLevel(logging.INFO)
     try:
-        run_worker(settings, worker)
+        with sigterm_as_interrupt():
+            run_worker(settings, worker)
     except EdnasError as exc:
         log.error("worker %d: %s", worker, exc)
         raise SystemExit(2) from None
+    except KeyboardInterrupt as exc:  # the command line reports it, once: no traceback per worker
+        raise SystemExit(143 if isinstance(exc, Terminated) else 130) from None
 
 
 def run_workers(settings: SearchSettings, workers: int, evaluator: Evaluator) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -135,3 +138,46 @@ def test_evaluate_model_takes_the_settings_of_the_architecture(boxes_set):
     assert result["mAP"] == expected["mAP"] and result["mAP_interval"].images == 4
     with pytest.raises(ValueError, match="give arch"):
         evaluate_model(oracle(), ds)
+
+
+def test_a_zero_size_box_is_ignored_not_a_miss(boxes_set, caplog):
+    """No detection can overlap a box of zero width: scored as an ignore region (one warning),
+    perfect predictions of the other boxes still give mAP 1 (issue 30: it counted as a miss)."""
+    images, ann = boxes_set
+    gt = json.loads(ann.read_text())
+    gt["annotations"].append({"id": 99, "image_id": 100, "category_id": 5, "bbox": [10, 10, 0, 20], "area": 0})
+    ann.write_text(json.dumps(gt))
+    ds = CocoDataset(images, ann)
+    with caplog.at_level(logging.WARNING):
+        result = evaluate(OraclePredictor(ds, 64), ds, strides=STRIDES, reg_max=REG_MAX, progress=False)
+        evaluate(OraclePredictor(ds, 64), ds, strides=STRIDES, reg_max=REG_MAX, progress=False)
+    assert result["mAP"] == pytest.approx(1.0) and result["per_class"][0] == ("a", pytest.approx(1.0))
+    said = [r.getMessage() for r in caplog.records if "zero width" in r.getMessage()]
+    assert len(said) == 1 and "1 boxes" in said[0] and "annotation id 99" in said[0]
+
+
+class _Blind(Predictor):
+    """Detects nothing."""
+
+    def __init__(self, input_size: int, channels: int) -> None:
+        self.input_size, self.channels = input_size, channels
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        priors = len(make_priors((self.input_size, self.input_size), STRIDES))
+        return np.full((len(batch), priors, self.channels), -30.0, np.float32)
+
+
+def test_no_detections_score_0_where_there_is_ground_truth_and_undefined_where_not(boxes_set):
+    images, ann = boxes_set
+    blind = _Blind(64, 3 + 4 * (REG_MAX + 1))
+    result = evaluate(blind, CocoDataset(images, ann), strides=STRIDES, reg_max=REG_MAX, progress=False)
+    assert result["mAP"] == 0.0 and result["AP50"] == 0.0
+    areas = [a["area"] for a in json.loads(ann.read_text())["annotations"]]
+    for metric, (low, high) in {"APs": (0, 32**2), "APm": (32**2, 96**2), "APl": (96**2, 1e9)}.items():
+        assert result[metric] == (0.0 if any(low <= a < high for a in areas) else -1.0), metric  # none: undefined
+    assert {result["APs"], result["APm"], result["APl"]} == {0.0, -1.0}  # the set has both cases
+    assert result["per_class"][2] == ("c", None)
+    gt = json.loads(ann.read_text())
+    ann.write_text(json.dumps({**gt, "annotations": []}))
+    result = evaluate(blind, CocoDataset(images, ann), strides=STRIDES, reg_max=REG_MAX, progress=False)
+    assert all(result[m] == -1.0 for m in ("mAP", "AP50", "AP75", "APs", "APm", "APl"))

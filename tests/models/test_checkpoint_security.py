@@ -5,7 +5,10 @@ that takes --weights (and by train --resume) before any of its code runs; what e
 from __future__ import annotations
 
 import ast
+import os
+import pickle
 import random
+import shlex
 import shutil
 from pathlib import Path, PurePosixPath
 
@@ -207,16 +210,66 @@ def test_an_old_training_state_is_refused_with_the_conversion_command_which_work
     assert _draws() == expected
 
 
-def test_conversion_of_other_types_needs_full_pickle_and_says_so(tmp_path, capsys) -> None:
+def test_conversion_of_other_types_needs_trust_and_says_so(tmp_path, capsys) -> None:
     old = tmp_path / "old.ckpt"
     torch.save({"format": FORMAT, "source": PurePosixPath("/models/s.onnx")}, old)
     with pytest.raises(UnsafeFileError, match="pickled pathlib"):
         safe_load(old)
-    assert main(["convert-checkpoint", str(old), "--out", str(tmp_path / "new.ckpt")]) == 0
+    assert main(["convert-checkpoint", str(old), "--out", str(tmp_path / "new.ckpt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pickled pathlib.PurePosixPath" in err and "--trust" in err
+    assert not (tmp_path / "new.ckpt").exists()
+    assert main(["convert-checkpoint", str(old), "--out", str(tmp_path / "new.ckpt"), "--trust"]) == 0
     assert "full pickle" in capsys.readouterr().out
     assert safe_load(tmp_path / "new.ckpt")["source"] == "/models/s.onnx"
     assert main(["convert-checkpoint", str(old), "--out", str(old)]) == 2
     assert "give a new path" in capsys.readouterr().err
+
+
+class _RunsShell:
+    """Unpickling this runs a shell command that creates `marker`."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {shlex.quote(str(self.marker))}",))
+
+
+def _raw_pickle_via_numpy(marker: Path) -> bytes:
+    """A hand-made pickle that hides `exec` as the array subclass numpy's `_reconstruct` is
+    given (the allow-listed function must not lend its permission to its arguments)."""
+    core = "numpy._core.multiarray" if hasattr(np, "_core") else "numpy.core.multiarray"
+    code = f"open({str(marker)!r}, 'w').write('code ran')".encode()
+    return (b"\x80\x02c" + core.encode() + b"\n_reconstruct\n"
+            + b"cbuiltins\nexec\n" + b"X" + len(code).to_bytes(4, "little") + code + b"\x85R"
+            + b"K\x00\x85" + b"C\x01b" + b"\x87R.")
+
+
+@pytest.mark.parametrize("kind", ["exec", "os.system", "with-numpy", "raw-pickle"])
+def test_convert_runs_no_code_of_a_hostile_pickle(tmp_path, tiny_model, capsys, kind) -> None:
+    """A hostile file given to convert-checkpoint (without --trust) leaves no marker and fails
+    in one line with exit code 2, whether its payload sits beside numpy data or poses as it."""
+    marker, old, new = tmp_path / "marker.txt", tmp_path / "old.ckpt", tmp_path / "new.ckpt"
+    payload = _WritesMarker(marker) if kind == "exec" else _RunsShell(marker)
+    if kind == "raw-pickle":
+        old.write_bytes(_raw_pickle_via_numpy(marker))
+    else:
+        extra = {"rng": np.random.get_state(), "best": np.float64(0.5)} if kind == "with-numpy" else {}
+        torch.save({"format": FORMAT, "model": tiny_model.state_dict(), "note": payload, **extra}, old)
+    assert main(["convert-checkpoint", str(old), "--out", str(new)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and err.startswith("ednas convert-checkpoint: error:")
+    assert "refused" in err or "not a readable checkpoint" in err
+    assert not marker.exists() and not new.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.ckpt"]
+
+
+def test_the_raw_hostile_pickle_really_runs_code_under_full_pickle(tmp_path) -> None:
+    marker = tmp_path / "marker.txt"
+    with pytest.raises(Exception):  # exec returns None, which numpy then fails to use: the code ran first
+        pickle.loads(_raw_pickle_via_numpy(marker))
+    assert marker.read_text() == "code ran"
 
 
 def _calls(tree: ast.AST, module: str, names: set[str]):

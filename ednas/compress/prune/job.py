@@ -72,16 +72,20 @@ class PruneResult:
 
 
 def parse_target(text: str) -> Target:
-    """'8ms' / '8' -> ("ms", 8.0); '75%' / '0.75x' -> ("relative", 0.75). A relative target must
+    """'8ms' / '8000us' -> ("ms", 8.0); '75%' / '0.75x' -> ("relative", 0.75). The unit is
+    required (as for search's budget): a bare number could be either. A relative target must
     be below the unpruned model (under 100 %) and above 0; an absolute one above 0."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|%|x)?\s*", text)
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|us|%|x)?\s*", text)
     if not m:
         raise InputError(f"`target_latency` {text!r}: write e.g. 8ms or 75%")
-    value, unit = float(m.group(1)), m.group(2) or "ms"
+    if m.group(2) is None:
+        raise InputError(f"`target_latency` {text!r} has no unit; write {m.group(1)}ms (on this machine) or "
+                         f"{m.group(1)}% (of the unpruned model's latency)")
+    value, unit = float(m.group(1)), m.group(2)
     if value <= 0:
         raise InputError(f"`target_latency` {text}: must be above 0")
-    if unit == "ms":
-        return Target("ms", value, text)
+    if unit in ("ms", "us"):
+        return Target("ms", value if unit == "ms" else value / 1000, text)
     relative = value / 100 if unit == "%" else value
     if relative >= 1:
         raise InputError(f"`target_latency` {text}: pruning only makes a model faster; give less than 100% "

@@ -89,8 +89,8 @@ def test_find_ratio_meets_target_and_reports_unreachable():
     assert rel > 0.001 and ratio == 0.9
 
 
-@pytest.mark.parametrize("text,expected", [("8ms", ("ms", 8.0)), ("7.5", ("ms", 7.5)), ("75%", ("relative", 0.75)),
-                                           ("0.6x", ("relative", 0.6))])
+@pytest.mark.parametrize("text,expected", [("8ms", ("ms", 8.0)), ("7500us", ("ms", 7.5)),
+                                           ("75%", ("relative", 0.75)), ("0.6x", ("relative", 0.6))])
 def test_parse_target(text, expected):
     target = parse_target(text)
     assert (target.kind, target.value, target.text) == (*expected, text)
@@ -99,6 +99,13 @@ def test_parse_target(text, expected):
 def test_parse_target_rejects_garbage():
     with pytest.raises(InputError, match="write e.g. 8ms or 75%"):
         parse_target("fast")
+
+
+@pytest.mark.parametrize("text", ["8", "0.75", " 8 "])
+def test_parse_target_needs_a_unit(text):
+    """A bare number could be ms or a fraction: refused like search's budget (issue 30)."""
+    with pytest.raises(InputError, match=f"has no unit; write {text.strip()}ms .* or {text.strip()}%"):
+        parse_target(text)
 
 
 def test_recalibration_tracks_the_data():
