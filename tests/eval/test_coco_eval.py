@@ -157,14 +157,14 @@ def test_a_zero_size_box_is_ignored_not_a_miss(boxes_set, caplog):
 
 
 class _Blind(Predictor):
-    """Detects nothing."""
+    """Detects nothing: every class score 0 (ednas models output sigmoid scores)."""
 
     def __init__(self, input_size: int, channels: int) -> None:
         self.input_size, self.channels = input_size, channels
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         priors = len(make_priors((self.input_size, self.input_size), STRIDES))
-        return np.full((len(batch), priors, self.channels), -30.0, np.float32)
+        return np.zeros((len(batch), priors, self.channels), np.float32)
 
 
 def test_no_detections_score_0_where_there_is_ground_truth_and_undefined_where_not(boxes_set):
