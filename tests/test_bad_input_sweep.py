@@ -306,6 +306,16 @@ CASES: list[tuple[str, str, str]] = [
      "--ann {d}/exif_neither.json --out {o}/out.onnx", "annotated as 50x50"),
     ("quantize-no-boxes", "quantize {d}/tiny.onnx --calib {d}/imgs --images {d}/imgs --ann {d}/no_boxes.json "
      "--out {o}/out.onnx", "has a box to score against"),
+    ("quantize-holdout-alone", "quantize {d}/tiny.onnx --calib {d}/imgs --holdout {d}/imgs --out {o}/out.onnx",
+     "--holdout needs both"),
+    ("quantize-holdout-shared", "quantize {d}/tiny.onnx --calib {d}/imgs --holdout {d}/imgs --holdout-ann {d}/ann.json "
+     "--out {o}/out.onnx", "shares"),
+    ("quantize-holdout-missing", "quantize {d}/tiny.onnx --calib {d}/imgs --holdout {d}/nope --holdout-ann {d}/ann.json "
+     "--out {o}/out.onnx", "nope"),
+    ("quantize-adaround-mode", "quantize {d}/tiny.onnx --calib {d}/imgs --adaround sometimes --out {o}/out.onnx",
+     "invalid choice"),
+    ("quantize-adaround-iters-0", "quantize {d}/tiny.onnx --calib {d}/imgs --adaround-iters 0 --out {o}/out.onnx",
+     "at least 1"),
     ("quantize-num-calib-0", "quantize {d}/tiny.onnx --calib {d}/imgs --num-calib 0 --out {o}/out.onnx", "at least 1"),
     ("quantize-finetune-steps-0", "quantize {d}/tiny.onnx --calib {d}/imgs --finetune-steps 0 --out {o}/out.onnx",
      "at least 1"),

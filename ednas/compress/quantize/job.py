@@ -107,11 +107,10 @@ def _holdout(model_path: Path, int8_path: Path, score: Any, images: str | Path) 
             "note": "images that neither calibrated nor chose the model; paired bootstrap over them"}
 
 
-def _check_disjoint(holdout: Path, others: dict[str, list[Path]]) -> None:
-    """Refuse --holdout images that also calibrate or choose the model (same file name)."""
-    mine = {p.name for p in calib.list_images(holdout)}
+def _check_disjoint(holdout: Path, names: set[str], others: dict[str, list[Path]]) -> None:
+    """Refuse --holdout images (`names`) that also calibrate or choose the model (same file name)."""
     for flag, files in others.items():
-        shared = sorted(mine & {p.name for p in files})
+        shared = sorted(names & {p.name for p in files})
         if shared:
             raise InputError(f"`holdout` {holdout} shares {len(shared)} images with `{flag}` (e.g. {shared[0]}); "
                              "give held-out images that neither calibrate nor choose the model")
@@ -356,11 +355,11 @@ def quantize(
     dataset, evaluate = _evaluator(images, ann, config.threads) if images is not None else (None, None)
     unseen = None
     if holdout is not None:
+        held, unseen = _evaluator(holdout, holdout_ann, config.threads)
         chosen_on = {"calib": calib.list_images(calib_dir)}
         if images is not None:
             chosen_on["images"] = [Path(images) / im["file_name"] for im in dataset.coco_gt()["images"]]
-        _check_disjoint(Path(holdout), chosen_on)
-        unseen = _evaluator(holdout, holdout_ann, config.threads)[1]
+        _check_disjoint(Path(holdout), {Path(im["file_name"]).name for im in held.coco_gt()["images"]}, chosen_on)
 
     json_path = out.with_suffix(".json")
     with scratch_dir("quantize") as work, _temp_files_in(work):
