@@ -30,7 +30,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from ednas.compress.quantize.job import QuantizeConfig, quantize
@@ -45,16 +45,34 @@ def _ci(value: float, ci: list[float]) -> str:
     return f"{value:5.2f} ({ci[0]:5.2f} to {ci[1]:5.2f})"
 
 
-def _run(model: Path, recovery: str, person: Path, out: Path, config: QuantizeConfig) -> dict:
-    """One quantize run on train/ scored on holdout/ (its JSON reused when present)."""
-    dest = out / f"{model.stem}.{recovery}.int8.onnx"
+ONLY_SPEED = ("threads", "timing_runs")  # settings a reused run may differ in: they change no accuracy
+
+
+def _reused(dest: Path, model: Path, config: QuantizeConfig) -> dict | None:
+    """The summary of an earlier run of the same model and settings, None when there is none;
+    SystemExit (one line) when the one there was made otherwise (its numbers would be mixed in)."""
     summary = dest.with_suffix(".json")
-    if summary.exists() and dest.exists():
-        return json.loads(summary.read_text())
+    if not (summary.exists() and dest.exists()):
+        return None
+    s = json.loads(summary.read_text())
+    wanted = {k: v for k, v in asdict(config).items() if k not in ONLY_SPEED}
+    made = {k: v for k, v in s.get("config", {}).items() if k not in ONLY_SPEED}
+    if Path(s.get("model", "")).resolve() != model.resolve() or made != wanted:
+        raise SystemExit(f"{summary}: made from another model or other settings; delete it or give another --out")
+    return s
+
+
+def _run(model: Path, recovery: str, person: Path, out: Path, config: QuantizeConfig) -> dict:
+    """One quantize run on train/ scored on holdout/ (its JSON reused when it matches)."""
+    dest = out / f"{model.stem}.{recovery}.int8.onnx"
+    config = replace(config, **RECOVERIES[recovery])
+    if (s := _reused(dest, model, config)) is not None:
+        return s
+    summary = dest.with_suffix(".json")
     ann = "annotations/instances_person.json"
     started = time.monotonic()
     s = quantize(model, person / "train" / "images", dest, person / "train" / "images", person / "train" / ann,
-                 replace(config, **RECOVERIES[recovery]), person / "holdout" / "images", person / "holdout" / ann)
+                 config, person / "holdout" / "images", person / "holdout" / ann)
     s["seconds"] = time.monotonic() - started
     summary.write_text(json.dumps(s, indent=2))
     return s
@@ -62,10 +80,11 @@ def _run(model: Path, recovery: str, person: Path, out: Path, config: QuantizeCo
 
 def _coco128(model: Path, coco: Path, out: Path, config: QuantizeConfig) -> dict:
     dest = out / f"{model.stem}.coco128.int8.onnx"
-    if dest.with_suffix(".json").exists():
-        return json.loads(dest.with_suffix(".json").read_text())
+    config = replace(config, **RECOVERIES["grid"])
+    if (s := _reused(dest, model, config)) is not None:
+        return s
     s = quantize(model, coco / "images", dest, coco / "images", coco / "annotations" / "instances_train128.json",
-                 replace(config, **RECOVERIES["grid"]))
+                 config)
     dest.with_suffix(".json").write_text(json.dumps(s, indent=2))
     return s
 
